@@ -1,0 +1,52 @@
+# presenced — make targets. `make run` starts a single node on its embedded
+# default; `make test` is what CI runs.
+SHELL := bash
+.SHELLFLAGS := -o pipefail -euc
+.DEFAULT_GOAL := help
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+GO      ?= go
+BIN     := bin
+FUZZTIME ?= 30s
+
+.PHONY: help build run test test-short vet tidy-check bench fuzz clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/presenced
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/presenced ./cmd/presenced
+
+run: build ## start one node on 127.0.0.1:7070 (open dev mode, data in ./data)
+	./$(BIN)/presenced
+
+test: vet tidy-check ## vet, go.mod check, and every test with -race
+	$(GO) test -race -count=1 ./...
+
+test-short: ## tests without -race (quick local loop)
+	$(GO) test -count=1 ./...
+
+vet: ## go vet and gofmt check
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+tidy-check: ## fail if go.mod/go.sum are not tidy
+	@cp go.mod /tmp/presenced.go.mod.bak; cp go.sum /tmp/presenced.go.sum.bak; \
+	  $(GO) mod tidy; \
+	  if ! diff -q go.mod /tmp/presenced.go.mod.bak >/dev/null || ! diff -q go.sum /tmp/presenced.go.sum.bak >/dev/null; then \
+	    cp /tmp/presenced.go.mod.bak go.mod; cp /tmp/presenced.go.sum.bak go.sum; \
+	    echo "go.mod/go.sum drift: run 'go mod tidy' and commit"; exit 1; fi
+
+bench: ## Go benchmarks of the hot paths (crdt merge, room listing, counts, user batch, raft write)
+	$(GO) test -run '^$$' -bench . -benchmem ./crdt/ ./session/ ./gateway/ ./cluster/
+
+fuzz: ## run every fuzz target for FUZZTIME each
+	@for pkg in ./crdt ./gateway ./cluster ./cmd/presenced; do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+clean: ## remove build output and the default data dir
+	rm -rf $(BIN) data

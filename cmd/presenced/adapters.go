@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/presenced/presenced/cluster"
+	"github.com/presenced/presenced/gateway"
+	"github.com/presenced/presenced/session"
+)
+
+// roomSettings lets the session engine read room overrides from the
+// metadata store without importing the cluster.
+type roomSettings struct{ meta *cluster.Meta }
+
+func (r roomSettings) RoomConfig(room string) (session.RoomConfig, bool) {
+	m, ok := r.meta.Get(room)
+	if !ok {
+		return session.RoomConfig{}, false
+	}
+	return session.RoomConfig{
+		Grace:         time.Duration(m.GraceMS) * time.Millisecond,
+		MaxMembers:    m.MaxMembers,
+		TypingTimeout: time.Duration(m.TypingTimeoutMS) * time.Millisecond,
+	}, true
+}
+
+// metaStore serves the gateway's metadata endpoints from the raft store.
+type metaStore struct{ meta *cluster.Meta }
+
+func (s metaStore) PutJSON(ctx context.Context, room string, body []byte, requestID string) ([]byte, error) {
+	var m cluster.RoomMeta
+	if len(body) > 0 {
+		dec := json.NewDecoder(bytesReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&m); err != nil {
+			return nil, fmt.Errorf("%w: %v", gateway.ErrMetaInvalid, err)
+		}
+	}
+	if m.Room != "" && m.Room != room {
+		return nil, fmt.Errorf("%w: body names room %q, path %q", gateway.ErrMetaInvalid, m.Room, room)
+	}
+	m.Room = room
+	out, err := s.meta.Put(ctx, m, requestID)
+	if err != nil {
+		return nil, mapMetaErr(err)
+	}
+	return json.Marshal(out)
+}
+
+func (s metaStore) GetJSON(room string) ([]byte, bool) {
+	m, ok := s.meta.Get(room)
+	if !ok {
+		return nil, false
+	}
+	b, _ := json.Marshal(m)
+	return b, true
+}
+
+func (s metaStore) DeleteRoom(ctx context.Context, room, requestID string) error {
+	return mapMetaErr(s.meta.Delete(ctx, room, requestID))
+}
+
+func (s metaStore) ListJSON() []byte {
+	b, _ := json.Marshal(map[string]any{"rooms": s.meta.List()})
+	return b
+}
+
+func mapMetaErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, cluster.ErrInvalid):
+		return fmt.Errorf("%w: %v", gateway.ErrMetaInvalid, err)
+	case errors.Is(err, cluster.ErrNotFound):
+		return fmt.Errorf("%w: %v", gateway.ErrMetaNotFound, err)
+	}
+	return fmt.Errorf("%w: %v", gateway.ErrMetaUnavailable, err)
+}

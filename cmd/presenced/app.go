@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/presenced/presenced/cluster"
+	"github.com/presenced/presenced/gateway"
+	"github.com/presenced/presenced/session"
+)
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// Run starts a node and serves until ctx is cancelled, then shuts down in
+// order. If ready is not nil it receives the HTTP address once serving.
+func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) error {
+	auth, err := gateway.NewVerifier(gateway.AuthConfig{
+		HS256Secret: cfg.AuthHS256Secret, PublicKeyFile: cfg.AuthPublicKeyFile, Leeway: 5 * time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	if auth.Open() {
+		if !isLoopback(cfg.Listen) && !cfg.AllowOpen {
+			return fmt.Errorf("no auth key configured (open dev mode) and --listen %s is not loopback: "+
+				"set --auth-hs256-secret or --auth-public-key-file, or pass --allow-open", cfg.Listen)
+		}
+		log.Warn("open dev mode: no auth key configured, clients name themselves; do not expose this node")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	dataDir, _ := filepath.Abs(cfg.DataDir)
+
+	// 1. Room metadata (raft): a lone node bootstraps itself.
+	meta, err := cluster.OpenMeta(cluster.MetaConfig{
+		DataDir: cfg.DataDir, NodeID: cfg.NodeName, RaftAddr: cfg.RaftAddr, Bootstrap: true,
+		Logger: log.Named("raft"), Timing: "lan",
+	})
+	if err != nil {
+		return fmt.Errorf("room metadata store: %w", err)
+	}
+	// 2. The session engine.
+	engine := session.New(session.Config{
+		Node: cfg.NodeName, IdleAfter: cfg.IdleAfter, AwayAfter: cfg.AwayAfter, Grace: cfg.SessionGrace,
+		HeartbeatTTL: cfg.HeartbeatTTL, TypingTimeout: cfg.TypingTimeout, LastSeenTTL: cfg.LastSeenTTL,
+		MaxRoomsPerSession: cfg.MaxRoomsPerSession, MaxDataBytes: cfg.MaxDataBytes, MaxIDBytes: cfg.MaxIDBytes,
+		Rooms: roomSettings{meta}, Logger: log.Named("session"),
+	})
+	// 3. The gateway.
+	gw := gateway.New(gateway.Config{
+		Node: cfg.NodeName, HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatTTL: cfg.HeartbeatTTL,
+		MaxFrameBytes: cfg.MaxFrameBytes, RateLimit: cfg.RateLimit, SendQueue: cfg.SendQueue,
+		Ready: meta.Ready, Meta: metaStore{meta}, Logger: log.Named("gateway"),
+		Grace: cfg.SessionGrace, IdleAfter: cfg.IdleAfter, AwayAfter: cfg.AwayAfter, TypingTimeout: cfg.TypingTimeout,
+		MaxDataBytes: cfg.MaxDataBytes, MaxIDBytes: cfg.MaxIDBytes, MaxRoomsPerSession: cfg.MaxRoomsPerSession,
+	}, engine, auth)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		gw.Close()
+		engine.Stop()
+		_ = meta.Close()
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("presenced serving", zap.String("version", version), zap.String("node", cfg.NodeName),
+		zap.String("listen", ln.Addr().String()), zap.String("raft", cfg.RaftAddr), zap.String("data_dir", dataDir),
+		zap.Bool("open_mode", auth.Open()))
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			runErr = err
+		}
+	}
+
+	// Shutdown, in order:
+	// 1. Drain: WebSocket clients are told to reconnect (1012 + retry hint)
+	//    and their sessions go stale, so they stay present inside grace.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	gw.Drain(shutdownCtx)
+	// 2. Stop HTTP: in-flight requests finish, SSE streams end.
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		_ = srv.Close()
+	}
+	// 3. Stop the gateway's janitor, then the engine's timers: nothing
+	//    writes session state after this.
+	gw.Close()
+	engine.Stop()
+	// 4. Close raft last: metadata reads were needed until now.
+	if err := meta.Close(); err != nil {
+		log.Warn("closing raft", zap.Error(err))
+	}
+	log.Info("presenced stopped")
+	return runErr
+}
+
+// isLoopback reports whether a listen address binds only loopback.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

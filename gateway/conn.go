@@ -1,0 +1,211 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// conn is one WebSocket connection: one reader (the HTTP handler goroutine)
+// and one writer goroutine that drains a bounded queue, joining everything
+// queued into one frame (messages separated by '\n'), so a burst costs one
+// write syscall instead of one per message.
+type conn struct {
+	s        *Server
+	ws       *websocket.Conn
+	ctx      context.Context
+	cancel   context.CancelFunc
+	lastRead atomic.Int64 // unix nanos of the last frame read
+
+	mu          sync.Mutex
+	queue       [][]byte
+	closing     bool
+	closeCode   websocket.StatusCode
+	closeReason string
+	wake        chan struct{}
+	writerDone  chan struct{}
+
+	// Owned by the reader goroutine.
+	identity Identity
+	sid      string
+	ended    bool // the session was closed by the client or server: do not mark it stale
+	subs     map[string]*subscription
+	tokens   float64
+	lastFill time.Time
+	flood    int
+}
+
+func newConn(s *Server, ws *websocket.Conn, parent context.Context) *conn {
+	ctx, cancel := context.WithCancel(parent)
+	c := &conn{s: s, ws: ws, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1),
+		writerDone: make(chan struct{}), subs: make(map[string]*subscription),
+		tokens: s.cfg.RateLimit, lastFill: time.Now()}
+	c.lastRead.Store(time.Now().UnixNano())
+	return c
+}
+
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue queues one encoded message. It never blocks: when the queue is
+// full the connection is closed as a slow consumer (4001), and other
+// connections are never held up by it. Safe from any goroutine, including
+// the engine's event delivery.
+func (c *conn) enqueue(b []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	if len(c.queue) >= c.s.cfg.SendQueue {
+		c.closing, c.closeCode, c.closeReason = true, CloseSlowConsumer, "slow consumer"
+		c.queue = nil
+		c.s.metrics.slowConsumers.Inc()
+		c.signal()
+		return false
+	}
+	c.queue = append(c.queue, b)
+	c.signal()
+	return true
+}
+
+func (c *conn) send(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.s.log.DPanic("marshal outbound message")
+		return
+	}
+	c.enqueue(b)
+}
+
+// fail flushes what is queued, then closes with code.
+func (c *conn) fail(code websocket.StatusCode, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	c.closing, c.closeCode, c.closeReason = true, code, reason
+	c.signal()
+}
+
+func (c *conn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// closeRestart closes with 1012 and a jittered retry hint (node draining).
+func (c *conn) closeRestart(ctx context.Context) {
+	retry := 500 + rand.IntN(2500)
+	c.fail(CloseServiceRestart, fmt.Sprintf("retry_ms=%d", retry))
+	select {
+	case <-c.writerDone:
+	case <-ctx.Done():
+	}
+}
+
+func (c *conn) writer() {
+	defer close(c.writerDone)
+	var buf bytes.Buffer
+	for {
+		select {
+		case <-c.wake:
+		case <-c.ctx.Done():
+			return
+		}
+		c.mu.Lock()
+		batch := c.queue
+		c.queue = nil
+		closing, code, reason := c.closing, c.closeCode, c.closeReason
+		c.mu.Unlock()
+		if len(batch) > 0 {
+			buf.Reset()
+			for i, b := range batch {
+				if i > 0 {
+					buf.WriteByte('\n')
+				}
+				buf.Write(b)
+			}
+			wctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
+			err := c.ws.Write(wctx, websocket.MessageText, buf.Bytes())
+			cancel()
+			if err != nil {
+				c.cancel()
+				return
+			}
+			c.s.metrics.framesOut.Inc()
+			c.s.metrics.messagesOut.Add(float64(len(batch)))
+		}
+		if closing {
+			c.s.metrics.closes.WithLabelValues(fmt.Sprint(int(code))).Inc()
+			_ = c.ws.Close(code, reason)
+			c.cancel()
+			return
+		}
+	}
+}
+
+// allow applies the per-connection token bucket. Over the limit the message
+// is dropped with rate_limited; a second's worth of dropped messages closes
+// the connection with 4002.
+func (c *conn) allow(now time.Time) bool {
+	rate := c.s.cfg.RateLimit
+	c.tokens += now.Sub(c.lastFill).Seconds() * rate
+	c.lastFill = now
+	if c.tokens > rate {
+		c.tokens = rate
+	}
+	if c.tokens >= 1 {
+		c.tokens--
+		c.flood = 0
+		return true
+	}
+	c.flood++
+	c.s.metrics.rateLimited.Inc()
+	if float64(c.flood) > rate {
+		c.fail(CloseFlood, "message flood")
+	}
+	return false
+}
+
+// subscription delivers one room's events to a connection, holding back
+// events that race ahead of the snapshot until the snapshot is queued.
+type subscription struct {
+	c       *conn
+	mu      sync.Mutex
+	ready   bool
+	pending [][]byte
+	cancel  func()
+}
+
+func (sub *subscription) deliver(b []byte) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if !sub.ready {
+		sub.pending = append(sub.pending, b)
+		return
+	}
+	sub.c.enqueue(b)
+}
+
+func (sub *subscription) start(snapshot []byte) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	sub.c.enqueue(snapshot)
+	for _, b := range sub.pending {
+		sub.c.enqueue(b)
+	}
+	sub.pending, sub.ready = nil, true
+}

@@ -1,0 +1,294 @@
+package session
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/presenced/presenced/crdt"
+)
+
+// applyLocked folds one visible change of the replicated map into the
+// indices (sessions, rooms, users, last seen) and emits the room events it
+// implies. Local writes and remote merges both come through here.
+func (e *Engine) applyLocked(c crdt.Change) {
+	switch {
+	case strings.HasPrefix(c.Key, prefixSession):
+		e.applySessionLocked(c.Key[len(prefixSession):], c.Cur)
+	case strings.HasPrefix(c.Key, prefixMember):
+		if sid, rm, ok := splitSessionRoom(c.Key[len(prefixMember):]); ok {
+			e.applyMemberLocked(sid, rm, c.Cur)
+		}
+	case strings.HasPrefix(c.Key, prefixTyping):
+		if sid, rm, ok := splitSessionRoom(c.Key[len(prefixTyping):]); ok {
+			e.applyTypingLocked(sid, rm, c.Cur)
+		}
+	case strings.HasPrefix(c.Key, prefixLastSeen):
+		e.applyLastSeenLocked(c.Key[len(prefixLastSeen):], c.Cur)
+	}
+}
+
+func decodeGone(ent crdt.Entry) goneRecord {
+	var g goneRecord
+	if len(ent.Value) > 0 {
+		_ = json.Unmarshal(ent.Value, &g) // an undecodable reason reads as "closed"
+	}
+	if !g.Reason.Valid() {
+		g.Reason = ReasonClosed
+	}
+	return g
+}
+
+func (e *Engine) sessLocked(sid string, create bool) *sess {
+	s := e.sessions[sid]
+	if s == nil && create {
+		s = &sess{id: sid, rooms: make(map[string]memberRecord)}
+		e.sessions[sid] = s
+	}
+	return s
+}
+
+func (e *Engine) roomLocked(name string) *room {
+	r := e.rooms[name]
+	if r == nil {
+		r = newRoom(name)
+		e.rooms[name] = r
+	}
+	return r
+}
+
+func (e *Engine) dropRoomIfEmptyLocked(r *room) {
+	if r.empty() {
+		delete(e.rooms, r.name)
+	}
+}
+
+func (e *Engine) applySessionLocked(sid string, ent crdt.Entry) {
+	s := e.sessLocked(sid, !ent.Deleted)
+	if s == nil {
+		return
+	}
+	if ent.Deleted {
+		e.removeSessionLocked(s, decodeGone(ent))
+		return
+	}
+	var rec sessionRecord
+	if err := json.Unmarshal(ent.Value, &rec); err != nil {
+		e.log.Warn("undecodable session record ignored")
+		return
+	}
+	old := s.rec
+	if old == nil {
+		s.rec = &rec
+		if rec.User != "" {
+			u := e.users[rec.User]
+			if u == nil {
+				u = &user{sessions: make(map[string]*sess)}
+				e.users[rec.User] = u
+			}
+			u.sessions[sid] = s
+		}
+		for name := range s.rooms {
+			e.memberEnterLocked(e.roomLocked(name), s)
+		}
+		return
+	}
+	if old.User != rec.User {
+		// A session never changes user; treat it as leave + enter.
+		e.removeSessionLocked(s, goneRecord{Reason: ReasonClosed})
+		e.applySessionLocked(sid, ent)
+		return
+	}
+	s.rec = &rec
+	for name := range s.rooms {
+		r := e.roomLocked(name)
+		wasHere, isHere := old.Location == name, rec.Location == name
+		switch {
+		case wasHere && !isHere:
+			r.removeHere(s)
+		case !wasHere && isHere:
+			r.addHere(s)
+		}
+	}
+	if memberVisibleChange(old, &rec) {
+		for name := range s.rooms {
+			r := e.rooms[name]
+			m := e.memberViewLocked(s, name)
+			e.emitLocked(r, Event{Type: EventUpdate, Session: sid, User: rec.User, Member: &m})
+			e.touchUserLocked(r, rec.User)
+		}
+	}
+}
+
+// memberVisibleChange reports whether a session record change shows in the
+// member view (so subscribers get an update).
+func memberVisibleChange(a, b *sessionRecord) bool {
+	return a.State != b.State || a.Location != b.Location || a.LastActive != b.LastActive ||
+		a.Device.Kind != b.Device.Kind || a.Device.Platform != b.Device.Platform
+}
+
+func (e *Engine) removeSessionLocked(s *sess, gone goneRecord) {
+	if s.rec != nil {
+		for name := range s.rooms {
+			if r := e.rooms[name]; r != nil {
+				e.memberLeaveLocked(r, s, gone)
+			}
+		}
+		for name := range s.typing {
+			if r := e.rooms[name]; r != nil {
+				e.typingOffLocked(r, s)
+			}
+		}
+		if u := e.users[s.rec.User]; u != nil {
+			delete(u.sessions, s.id)
+			if len(u.sessions) == 0 {
+				delete(e.users, s.rec.User)
+			}
+		}
+	}
+	delete(e.sessions, s.id)
+}
+
+func (e *Engine) applyMemberLocked(sid, name string, ent crdt.Entry) {
+	s := e.sessLocked(sid, !ent.Deleted)
+	if s == nil {
+		return
+	}
+	if ent.Deleted {
+		if _, ok := s.rooms[name]; !ok {
+			return
+		}
+		if s.rec != nil {
+			if r := e.rooms[name]; r != nil {
+				e.memberLeaveLocked(r, s, decodeGone(ent))
+			}
+		}
+		delete(s.rooms, name)
+		if s.rec == nil && len(s.rooms) == 0 {
+			delete(e.sessions, sid)
+		}
+		return
+	}
+	var mr memberRecord
+	if err := json.Unmarshal(ent.Value, &mr); err != nil {
+		e.log.Warn("undecodable membership ignored")
+		return
+	}
+	_, existed := s.rooms[name]
+	s.rooms[name] = mr
+	if s.rec == nil {
+		return
+	}
+	r := e.roomLocked(name)
+	if existed {
+		m := e.memberViewLocked(s, name)
+		e.emitLocked(r, Event{Type: EventUpdate, Session: sid, User: s.rec.User, Member: &m})
+		return
+	}
+	e.memberEnterLocked(r, s)
+}
+
+func (e *Engine) memberEnterLocked(r *room, s *sess) {
+	r.members[s.id] = s
+	r.addCounts(s)
+	m := e.memberViewLocked(s, r.name)
+	e.emitLocked(r, Event{Type: EventEnter, Session: s.id, User: s.rec.User, Member: &m})
+	e.touchUserLocked(r, s.rec.User)
+}
+
+func (e *Engine) memberLeaveLocked(r *room, s *sess, gone goneRecord) {
+	if _, ok := r.members[s.id]; !ok {
+		return
+	}
+	m := e.memberViewLocked(s, r.name)
+	delete(r.members, s.id)
+	r.removeCounts(s)
+	e.emitLocked(r, Event{Type: EventLeave, Session: s.id, User: s.rec.User, Member: &m, Reason: gone.Reason, Data: gone.Data})
+	e.touchUserLocked(r, s.rec.User)
+	e.dropRoomIfEmptyLocked(r)
+}
+
+// touchUserLocked re-derives a user's state in a room and announces it when it
+// changed: online (was offline), offline (no session left), or state.
+func (e *Engine) touchUserLocked(r *room, userID string) {
+	if userID == "" {
+		return
+	}
+	ru := r.users[userID]
+	if ru == nil {
+		return
+	}
+	now := derivedState(ru.sessions)
+	if now == ru.state {
+		if len(ru.sessions) == 0 {
+			delete(r.users, userID)
+		}
+		return
+	}
+	prev := ru.state
+	ru.state = now
+	switch {
+	case now == Offline:
+		delete(r.users, userID)
+		r.online.Users--
+		e.emitLocked(r, Event{Type: EventOffline, User: userID, State: Offline})
+	case prev == Offline:
+		e.emitLocked(r, Event{Type: EventOnline, User: userID, State: now})
+	default:
+		e.emitLocked(r, Event{Type: EventState, User: userID, State: now})
+	}
+}
+
+func (e *Engine) applyTypingLocked(sid, name string, ent crdt.Entry) {
+	s := e.sessLocked(sid, false)
+	if ent.Deleted {
+		if s == nil {
+			return
+		}
+		if r := e.rooms[name]; r != nil {
+			e.typingOffLocked(r, s)
+		}
+		return
+	}
+	if s == nil || s.rec == nil {
+		return // typing of a session we do not know yet is not shown
+	}
+	var tr typingRecord
+	if err := json.Unmarshal(ent.Value, &tr); err != nil {
+		return
+	}
+	r := e.roomLocked(name)
+	_, was := r.typing[sid]
+	r.typing[sid] = tr.Until
+	if s.typing == nil {
+		s.typing = make(map[string]int64)
+	}
+	s.typing[name] = tr.Until
+	if !was {
+		e.emitLocked(r, Event{Type: EventTyping, Session: sid, User: s.rec.User, Typing: true})
+	}
+}
+
+func (e *Engine) typingOffLocked(r *room, s *sess) {
+	if _, ok := r.typing[s.id]; !ok {
+		return
+	}
+	delete(r.typing, s.id)
+	delete(s.typing, r.name)
+	userID := ""
+	if s.rec != nil {
+		userID = s.rec.User
+	}
+	e.emitLocked(r, Event{Type: EventTyping, Session: s.id, User: userID, Typing: false})
+	e.dropRoomIfEmptyLocked(r)
+}
+
+func (e *Engine) applyLastSeenLocked(userID string, ent crdt.Entry) {
+	if ent.Deleted {
+		delete(e.lastSeen, userID)
+		return
+	}
+	var ls lastSeenRecord
+	if err := json.Unmarshal(ent.Value, &ls); err == nil {
+		e.lastSeen[userID] = ls
+	}
+}

@@ -1,0 +1,326 @@
+package session
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// owned is the owner-side runtime of a session this node writes: precise
+// activity times and timers that the replicated record only summarises.
+type owned struct {
+	id         string
+	kind       Kind
+	connected  bool
+	hidden     bool
+	lastActive time.Time
+	lastBeat   time.Time // HTTP heartbeat sessions
+	staleSince time.Time
+	timer      Timer
+	typing     map[string]Timer // room → typing expiry
+}
+
+func (o *owned) stopTimers() {
+	if o.timer != nil {
+		o.timer.Stop()
+		o.timer = nil
+	}
+	for room, t := range o.typing {
+		t.Stop()
+		delete(o.typing, room)
+	}
+}
+
+// OpenRequest opens a session.
+type OpenRequest struct {
+	ID       string          // optional fixed id (HTTP heartbeat sessions); random if empty
+	User     string          // "" for an anonymous session
+	Kind     Kind            // KindWebSocket if empty
+	Device   Device          //
+	Meta     json.RawMessage // session-level metadata (≤ MaxDataBytes)
+	Location string          // what the session is viewing, optional
+}
+
+// Opened describes an opened or resumed session.
+type Opened struct {
+	Session     string `json:"session"`
+	ResumeToken string `json:"resume_token,omitempty"`
+	Resumed     bool   `json:"resumed"`
+	Existing    bool   `json:"-"` // Open found the fixed id already open
+}
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("session: no randomness: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func hashSecret(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:16])
+}
+
+// Open starts a session owned by this node.
+func (e *Engine) Open(req OpenRequest) (Opened, error) {
+	if req.User != "" {
+		if err := e.validID(req.User); err != nil {
+			return Opened{}, err
+		}
+	}
+	if req.Location != "" {
+		if err := e.validID(req.Location); err != nil {
+			return Opened{}, err
+		}
+	}
+	if err := e.validData(req.Meta); err != nil {
+		return Opened{}, err
+	}
+	if req.Kind == "" {
+		req.Kind = KindWebSocket
+	}
+	sid := req.ID
+	if sid == "" {
+		sid = randomID(12)
+	} else if err := e.validID(sid); err != nil || strings.Contains(sid, "/") {
+		return Opened{}, fmt.Errorf("%w: session id", ErrInvalidID)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return Opened{}, ErrClosed
+	}
+	if _, ok := e.owned[sid]; ok {
+		return Opened{Session: sid, Existing: true}, nil
+	}
+	now := e.clock.Now()
+	secret := randomID(18)
+	rec := sessionRecord{
+		User: req.User, Device: normalizeDevice(req.Device), Kind: req.Kind, State: Active,
+		Location: req.Location, ConnectedAt: now.UnixMilli(), LastActive: now.UnixMilli(),
+		SecretHash: hashSecret(secret), Meta: req.Meta,
+	}
+	o := &owned{id: sid, kind: req.Kind, connected: true, lastActive: now, lastBeat: now}
+	e.owned[sid] = o
+	e.setLocked(sessionKey(sid), mustJSON(rec))
+	e.scheduleLocked(o)
+	return Opened{Session: sid, ResumeToken: sid + "." + secret}, nil
+}
+
+// Resume reattaches a client to its session with the token Open returned.
+// Inside grace nothing is announced but the member's state going back to
+// active: subscribers see no leave and no enter.
+func (e *Engine) Resume(token string) (Opened, error) {
+	sid, secret, ok := strings.Cut(token, ".")
+	if !ok || sid == "" || secret == "" {
+		return Opened{}, ErrResumeRejected
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return Opened{}, ErrClosed
+	}
+	s := e.sessions[sid]
+	if s == nil || s.rec == nil ||
+		subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(s.rec.SecretHash)) != 1 {
+		return Opened{}, ErrResumeRejected
+	}
+	now := e.clock.Now()
+	o := e.owned[sid]
+	if o == nil {
+		// The session was owned by another node: take it over by writing its
+		// entries again as this node, with a newer clock.
+		o = &owned{id: sid, kind: s.rec.Kind}
+		e.owned[sid] = o
+		for name, mr := range s.rooms {
+			e.setLocked(memberKey(sid, name), mustJSON(mr))
+		}
+	}
+	o.connected, o.hidden = true, false
+	o.lastActive, o.lastBeat, o.staleSince = now, now, time.Time{}
+	rec := *s.rec
+	rec.State, rec.LastActive = Active, now.UnixMilli()
+	e.setLocked(sessionKey(sid), mustJSON(rec))
+	e.scheduleLocked(o)
+	return Opened{Session: sid, ResumeToken: token, Resumed: true}, nil
+}
+
+// ownedLocked returns the owned session sid with its record.
+func (e *Engine) ownedLocked(sid string) (*owned, *sess, error) {
+	if e.closed {
+		return nil, nil, ErrClosed
+	}
+	o := e.owned[sid]
+	s := e.sessions[sid]
+	if o == nil || s == nil || s.rec == nil {
+		if s != nil && s.rec != nil {
+			return nil, nil, ErrNotOwner
+		}
+		return nil, nil, ErrUnknownSession
+	}
+	return o, s, nil
+}
+
+// writeRecordLocked writes s's record after fn changes a copy of it.
+func (e *Engine) writeRecordLocked(s *sess, fn func(*sessionRecord)) {
+	rec := *s.rec
+	fn(&rec)
+	e.setLocked(sessionKey(s.id), mustJSON(rec))
+}
+
+// Disconnect marks a session's connection lost: it goes stale and leaves
+// its rooms after the grace window unless resumed.
+func (e *Engine) Disconnect(sid string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o, s, err := e.ownedLocked(sid)
+	if err != nil || !o.connected {
+		return
+	}
+	e.disconnectLocked(o, s, e.clock.Now())
+}
+
+func (e *Engine) disconnectLocked(o *owned, s *sess, at time.Time) {
+	o.connected = false
+	o.staleSince = at
+	for name := range o.typing {
+		e.stopTypingLocked(o, name)
+	}
+	e.writeRecordLocked(s, func(r *sessionRecord) { r.State = Stale })
+	e.scheduleLocked(o)
+}
+
+// Close ends a session at once: it leaves every room with reason and data.
+func (e *Engine) Close(sid string, reason Reason, data json.RawMessage) error {
+	if !reason.Valid() {
+		reason = ReasonClosed
+	}
+	if err := e.validData(data); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o, s, err := e.ownedLocked(sid)
+	if err != nil {
+		return err
+	}
+	e.endLocked(o, s, goneRecord{Reason: reason, Data: data})
+	return nil
+}
+
+func (e *Engine) endLocked(o *owned, s *sess, gone goneRecord) {
+	o.stopTimers()
+	delete(e.owned, o.id)
+	userID, lastActive := s.rec.User, s.rec.LastActive
+	for name := range s.typing {
+		e.deleteLocked(typingKey(s.id, name), goneRecord{Reason: gone.Reason})
+	}
+	for name := range s.rooms {
+		e.deleteLocked(memberKey(s.id, name), gone)
+	}
+	e.deleteLocked(sessionKey(s.id), goneRecord{Reason: gone.Reason})
+	if userID != "" && e.users[userID] == nil {
+		if ls, ok := e.lastSeen[userID]; ok && ls.LastActive > lastActive {
+			lastActive = ls.LastActive
+		}
+		e.setLocked(lastSeenKey(userID), mustJSON(lastSeenRecord{LastSeen: e.nowMS(), LastActive: lastActive}))
+	}
+}
+
+// Activity applies a client's activity signal to a session it owns.
+func (e *Engine) Activity(sid string, a Activity) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o, s, err := e.ownedLocked(sid)
+	if err != nil {
+		return err
+	}
+	now := e.clock.Now()
+	switch a {
+	case ActivityActive, ActivityVisible:
+		o.hidden = false
+		o.lastActive = now
+		// Write when the state changes, and otherwise refresh the replicated
+		// last-active time at most every IdleAfter/4, not on every input.
+		stale := now.Sub(time.UnixMilli(s.rec.LastActive)) >= e.cfg.IdleAfter/4
+		if s.rec.State != Active || stale {
+			e.writeRecordLocked(s, func(r *sessionRecord) { r.State, r.LastActive = Active, now.UnixMilli() })
+		}
+	case ActivityHidden:
+		o.hidden = true
+		if s.rec.State != Away {
+			e.writeRecordLocked(s, func(r *sessionRecord) { r.State = Away })
+		}
+	default:
+		return fmt.Errorf("%w: unknown activity %q", ErrInvalidData, a)
+	}
+	e.scheduleLocked(o)
+	return nil
+}
+
+// Heartbeat keeps an HTTP-heartbeat session alive for another HeartbeatTTL;
+// a stale one is live again (no leave or enter is seen).
+func (e *Engine) Heartbeat(sid string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o, s, err := e.ownedLocked(sid)
+	if err != nil {
+		return err
+	}
+	now := e.clock.Now()
+	o.lastBeat = now
+	if !o.connected {
+		o.connected, o.staleSince = true, time.Time{}
+		st := Active
+		if o.hidden {
+			st = Away
+		}
+		e.writeRecordLocked(s, func(r *sessionRecord) { r.State = st })
+	}
+	e.scheduleLocked(o)
+	return nil
+}
+
+// SetMeta replaces a session's metadata (the seed API's heartbeat metadata).
+func (e *Engine) SetMeta(sid string, meta json.RawMessage) error {
+	if err := e.validData(meta); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, s, err := e.ownedLocked(sid)
+	if err != nil {
+		return err
+	}
+	if string(s.rec.Meta) != string(meta) {
+		e.writeRecordLocked(s, func(r *sessionRecord) { r.Meta = meta })
+	}
+	return nil
+}
+
+// SetLocation records what the session is viewing ("" for nothing); a room
+// counts the session "here" while its location is the room's id.
+func (e *Engine) SetLocation(sid, location string) error {
+	if location != "" {
+		if err := e.validID(location); err != nil {
+			return err
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, s, err := e.ownedLocked(sid)
+	if err != nil {
+		return err
+	}
+	if s.rec.Location != location {
+		e.writeRecordLocked(s, func(r *sessionRecord) { r.Location = location })
+	}
+	return nil
+}

@@ -1,0 +1,283 @@
+package session
+
+import (
+	"sort"
+	"time"
+)
+
+// memberViewLocked builds the member view of s in room name.
+func (e *Engine) memberViewLocked(s *sess, name string) Member {
+	m := Member{Session: s.id}
+	if mr, ok := s.rooms[name]; ok {
+		m.Data = mr.Data
+		m.EnteredAt = mr.EnteredAt
+	}
+	if s.rec != nil {
+		m.User = s.rec.User
+		m.Device = s.rec.Device
+		m.State = s.rec.State
+		m.Location = s.rec.Location
+		m.Here = s.rec.Location == name
+		m.LastActive = s.rec.LastActive
+	}
+	return m
+}
+
+func (e *Engine) membersLocked(r *room) []Member {
+	out := make([]Member, 0, len(r.members))
+	for _, s := range r.members {
+		out = append(out, e.memberViewLocked(s, r.name))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Session < out[j].Session })
+	return out
+}
+
+func (e *Engine) roomUsersLocked(r *room) []RoomUser {
+	out := make([]RoomUser, 0, len(r.users))
+	for id, ru := range r.users {
+		if len(ru.sessions) == 0 {
+			continue
+		}
+		u := RoomUser{User: id, State: derivedState(ru.sessions), Sessions: len(ru.sessions), Here: r.hereUsers[id] > 0}
+		for _, s := range ru.sessions {
+			if s.rec.LastActive > u.LastActive {
+				u.LastActive = s.rec.LastActive
+			}
+		}
+		out = append(out, u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].User < out[j].User })
+	return out
+}
+
+func (e *Engine) countsLocked(r *room) Counts {
+	return Counts{Room: r.name, Version: r.version, Online: r.online, Here: r.here}
+}
+
+func (e *Engine) typingLocked(r *room) []string {
+	seen := make(map[string]bool, len(r.typing))
+	out := make([]string, 0, len(r.typing))
+	for sid := range r.typing {
+		id := sid
+		if s := e.sessions[sid]; s != nil && s.rec != nil && s.rec.User != "" {
+			id = s.rec.User
+		}
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RoomSnapshot returns a room's members, users, counts and typing at one version.
+// An unknown room reads as empty at version 0.
+func (e *Engine) RoomSnapshot(roomID string) Snapshot {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.rooms[roomID]
+	if r == nil {
+		r = newRoom(roomID)
+	}
+	return e.snapshotLocked(r)
+}
+
+// RoomMembers lists a room's members (one per session) with the room version.
+func (e *Engine) RoomMembers(roomID string) ([]Member, uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.rooms[roomID]
+	if r == nil {
+		return []Member{}, 0
+	}
+	return e.membersLocked(r), r.version
+}
+
+// RoomUsers lists a room's identified users, each derived from their sessions in it.
+func (e *Engine) RoomUsers(roomID string) ([]RoomUser, uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.rooms[roomID]
+	if r == nil {
+		return []RoomUser{}, 0
+	}
+	return e.roomUsersLocked(r), r.version
+}
+
+// RoomCounts returns a room's online and here counts in O(1).
+func (e *Engine) RoomCounts(roomID string) Counts {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.rooms[roomID]
+	if r == nil {
+		return Counts{Room: roomID}
+	}
+	return e.countsLocked(r)
+}
+
+// TypingUsers lists who is typing in a room: user ids, deduplicated across
+// tabs, and the session id of anonymous typists.
+func (e *Engine) TypingUsers(roomID string) []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.rooms[roomID]
+	if r == nil {
+		return []string{}
+	}
+	return e.typingLocked(r)
+}
+
+// UserPresence derives a user's presence from all their sessions, cluster-wide.
+func (e *Engine) UserPresence(userID string) UserPresence {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.userPresenceLocked(userID)
+}
+
+// UsersPresence derives the presence of several users under one lock.
+func (e *Engine) UsersPresence(ids []string) map[string]UserPresence {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]UserPresence, len(ids))
+	for _, id := range ids {
+		out[id] = e.userPresenceLocked(id)
+	}
+	return out
+}
+
+func (e *Engine) userPresenceLocked(userID string) UserPresence {
+	p := UserPresence{User: userID, State: Offline}
+	u := e.users[userID]
+	if u == nil || len(u.sessions) == 0 {
+		if ls, ok := e.lastSeenLocked(userID); ok {
+			p.LastSeen = ls.LastSeen
+			p.LastActive = ls.LastActive
+		}
+		return p
+	}
+	p.Sessions = len(u.sessions)
+	p.Devices = make(map[string]State)
+	var metaAt int64 = -1
+	for _, s := range u.sessions {
+		st := s.rec.State
+		if st.Stronger(p.State) {
+			p.State = st
+		}
+		kind := s.rec.Device.Kind
+		if kind == "" {
+			kind = "unknown"
+		}
+		if cur, ok := p.Devices[kind]; !ok || st.Stronger(cur) {
+			p.Devices[kind] = st
+		}
+		if s.rec.LastActive > p.LastActive {
+			p.LastActive = s.rec.LastActive
+		}
+		if len(s.rec.Meta) > 0 && s.rec.LastActive > metaAt {
+			p.Meta, metaAt = s.rec.Meta, s.rec.LastActive
+		}
+	}
+	p.LastSeen = e.nowMS()
+	return p
+}
+
+func (e *Engine) lastSeenLocked(userID string) (lastSeenRecord, bool) {
+	ls, ok := e.lastSeen[userID]
+	if !ok {
+		return ls, false
+	}
+	if e.clock.Now().Sub(time.UnixMilli(ls.LastSeen)) > e.cfg.LastSeenTTL {
+		return ls, false
+	}
+	return ls, true
+}
+
+// LastSeen returns when the user was last seen: now if they have a session,
+// else when their last session ended (kept for LastSeenTTL).
+func (e *Engine) LastSeen(userID string) (time.Time, bool) {
+	p := e.UserPresence(userID)
+	if p.LastSeen == 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(p.LastSeen), true
+}
+
+// UserRooms lists the rooms any of the user's sessions is in.
+func (e *Engine) UserRooms(userID string) []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	set := make(map[string]bool)
+	if u := e.users[userID]; u != nil {
+		for _, s := range u.sessions {
+			for name := range s.rooms {
+				set[name] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for name := range set {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// SessionInfo is one session as this node sees it.
+type SessionInfo struct {
+	Session  string   `json:"session"`
+	User     string   `json:"user,omitempty"`
+	Kind     Kind     `json:"kind"`
+	Device   Device   `json:"device"`
+	State    State    `json:"state"`
+	Location string   `json:"location,omitempty"`
+	Rooms    []string `json:"rooms"`
+	Owned    bool     `json:"owned"` // owned (written) by this node
+}
+
+// Session returns what this node knows of one session.
+func (e *Engine) Session(sid string) (SessionInfo, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.sessions[sid]
+	if s == nil || s.rec == nil {
+		return SessionInfo{}, false
+	}
+	info := SessionInfo{Session: sid, User: s.rec.User, Kind: s.rec.Kind, Device: s.rec.Device,
+		State: s.rec.State, Location: s.rec.Location, Rooms: make([]string, 0, len(s.rooms))}
+	for name := range s.rooms {
+		info.Rooms = append(info.Rooms, name)
+	}
+	sort.Strings(info.Rooms)
+	_, info.Owned = e.owned[sid]
+	return info, true
+}
+
+// Stats are engine-wide gauges and counters for metrics.
+type Stats struct {
+	Sessions      int    // sessions known cluster-wide
+	OwnedSessions int    // sessions this node owns
+	Users         int    // users with at least one session
+	Rooms         int    // rooms with members, typists or subscribers
+	Subscribers   int    // room subscriptions on this node
+	Events        uint64 // room events emitted since start
+	Deliveries    uint64 // event deliveries to subscribers since start
+	Entries       int    // live entries in the replicated map
+}
+
+type counters struct {
+	events      uint64
+	deliveries  uint64
+	subscribers int
+}
+
+// Stats returns current gauges and counters.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return Stats{
+		Sessions: len(e.sessions), OwnedSessions: len(e.owned), Users: len(e.users), Rooms: len(e.rooms),
+		Subscribers: e.stats.subscribers, Events: e.stats.events, Deliveries: e.stats.deliveries,
+		Entries: e.data.Len(),
+	}
+}

@@ -1,0 +1,122 @@
+package session
+
+// sess is the index's view of one session, built from replicated entries.
+type sess struct {
+	id     string
+	rec    *sessionRecord          // nil until the session record is seen
+	rooms  map[string]memberRecord // memberships (pending while rec is nil)
+	typing map[string]int64        // room → typing until (unix ms)
+}
+
+func (s *sess) anonymous() bool { return s.rec == nil || s.rec.User == "" }
+
+// user is the index's view of one identified user.
+type user struct {
+	sessions map[string]*sess
+}
+
+// room keeps a room's members and its counts incrementally, so counts are
+// O(1) and listing is one pass over the members.
+type room struct {
+	name      string
+	version   uint64
+	members   map[string]*sess
+	users     map[string]*roomUser
+	hereUsers map[string]int // user → sessions of that user here
+	online    CountSet
+	here      CountSet
+	typing    map[string]int64 // session → until (unix ms)
+	subs      map[*subscriber]struct{}
+}
+
+// roomUser is a user's derived presence inside one room.
+type roomUser struct {
+	sessions map[string]*sess
+	state    State // last state announced to subscribers
+}
+
+func newRoom(name string) *room {
+	return &room{
+		name:      name,
+		members:   make(map[string]*sess),
+		users:     make(map[string]*roomUser),
+		hereUsers: make(map[string]int),
+		typing:    make(map[string]int64),
+		subs:      make(map[*subscriber]struct{}),
+	}
+}
+
+func (r *room) empty() bool {
+	return len(r.members) == 0 && len(r.typing) == 0 && len(r.subs) == 0
+}
+
+func (r *room) isHere(s *sess) bool { return s.rec != nil && s.rec.Location == r.name }
+
+// addCounts adds s to the online counts, and to the here counts if here.
+func (r *room) addCounts(s *sess) {
+	r.online.Connections++
+	if s.anonymous() {
+		r.online.Anonymous++
+	} else {
+		ru := r.users[s.rec.User]
+		if ru == nil {
+			ru = &roomUser{sessions: make(map[string]*sess), state: Offline}
+			r.users[s.rec.User] = ru
+			r.online.Users++
+		}
+		ru.sessions[s.id] = s
+	}
+	if r.isHere(s) {
+		r.addHere(s)
+	}
+}
+
+// removeCounts undoes addCounts (with s.rec as it was when added).
+func (r *room) removeCounts(s *sess) {
+	r.online.Connections--
+	if s.anonymous() {
+		r.online.Anonymous--
+	} else if ru := r.users[s.rec.User]; ru != nil {
+		delete(ru.sessions, s.id)
+		// The roomUser itself is dropped by touchUser once its state is announced.
+	}
+	if r.isHere(s) {
+		r.removeHere(s)
+	}
+}
+
+func (r *room) addHere(s *sess) {
+	r.here.Connections++
+	if s.anonymous() {
+		r.here.Anonymous++
+		return
+	}
+	r.hereUsers[s.rec.User]++
+	if r.hereUsers[s.rec.User] == 1 {
+		r.here.Users++
+	}
+}
+
+func (r *room) removeHere(s *sess) {
+	r.here.Connections--
+	if s.anonymous() {
+		r.here.Anonymous--
+		return
+	}
+	r.hereUsers[s.rec.User]--
+	if r.hereUsers[s.rec.User] <= 0 {
+		delete(r.hereUsers, s.rec.User)
+		r.here.Users--
+	}
+}
+
+// derivedState is the precedence maximum over a set of sessions.
+func derivedState(sessions map[string]*sess) State {
+	best := Offline
+	for _, s := range sessions {
+		if s.rec != nil && s.rec.State.Stronger(best) {
+			best = s.rec.State
+		}
+	}
+	return best
+}
