@@ -19,8 +19,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-
-
 type testNode struct {
 	t      *testing.T
 	engine *session.Engine
