@@ -66,10 +66,12 @@ func (c *conn) enqueue(b []byte) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
+		c.s.metrics.dropped.Inc()
 		return false
 	}
 	if len(c.queue) >= c.s.cfg.SendQueue {
 		c.closing, c.closeCode, c.closeReason = true, CloseSlowConsumer, "slow consumer"
+		c.s.metrics.dropped.Add(float64(len(c.queue) + 1))
 		c.queue = nil
 		c.s.metrics.slowConsumers.Inc()
 		c.signal()

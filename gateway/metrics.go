@@ -23,6 +23,7 @@ type metrics struct {
 	framesOut     prometheus.Counter
 	slowConsumers prometheus.Counter
 	rateLimited   prometheus.Counter
+	dropped       prometheus.Counter
 	errors        *prometheus.CounterVec
 	closes        *prometheus.CounterVec
 	resumes       *prometheus.CounterVec
@@ -41,15 +42,17 @@ func newMetrics(reg *prometheus.Registry, e *session.Engine, s *Server) *metrics
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "presenced_slow_consumers_total",
 			Help: "Connections and streams dropped because their send queue overflowed."}),
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{Name: "presenced_rate_limited_total", Help: "Messages dropped by the per-connection rate limit."}),
-		errors:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "presenced_ws_errors_total", Help: "Error replies by code."}, []string{"code"}),
-		closes:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "presenced_ws_closes_total", Help: "Server-initiated closes by close code."}, []string{"code"}),
-		resumes:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "presenced_resumes_total", Help: "Resume attempts by outcome."}, []string{"outcome"}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "presenced_dropped_messages_total",
+			Help: "Outbound messages dropped because their connection was closing or overflowed."}),
+		errors:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "presenced_ws_errors_total", Help: "Error replies by code."}, []string{"code"}),
+		closes:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "presenced_ws_closes_total", Help: "Server-initiated closes by close code."}, []string{"code"}),
+		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "presenced_resumes_total", Help: "Resume attempts by outcome."}, []string{"outcome"}),
 		httpLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "presenced_http_request_duration_seconds",
 			Help: "HTTP request latency by route and status.", Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}},
 			[]string{"route", "code"}),
 	}
 	for _, c := range []prometheus.Collector{m.connections, m.sseStreams, m.messagesIn, m.messagesOut, m.framesOut,
-		m.slowConsumers, m.rateLimited, m.errors, m.closes, m.resumes, m.httpLatency} {
+		m.slowConsumers, m.rateLimited, m.dropped, m.errors, m.closes, m.resumes, m.httpLatency} {
 		f(c)
 	}
 	gauge := func(name, help string, v func(session.Stats) float64) {

@@ -296,3 +296,72 @@ func TestWSDrainTellsClientsToReconnect(t *testing.T) {
 		t.Fatal("draining node still ready")
 	}
 }
+
+// A subscriber that stops reading is cut off as a slow consumer (4001) and
+// never holds up the others: a reading subscriber still gets every event.
+func TestWSSlowConsumerIsDroppedOthersUnaffected(t *testing.T) {
+	n := newTestNode(t, nodeOpts{gateway: Config{SendQueue: 16, RateLimit: 100000}})
+	ctx := ctxT(t)
+	// The slow one: a raw socket that subscribes and then never reads.
+	slow, _, err := websocket.Dial(ctx, n.wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.CloseNow()
+	for _, m := range []string{`{"type":"hello","user":"slow"}`, `{"type":"subscribe","room":"busy"}`} {
+		if err := slow.Write(ctx, websocket.MessageText, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fast := n.dial(client.Options{User: "fast", EventBuffer: 1 << 16})
+	if _, err := fast.Subscribe(ctx, "busy"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both subscribed", func() bool { return n.engine.Stats().Subscribers == 2 })
+	writer := n.dial(client.Options{User: "writer"})
+	big := strings.Repeat("x", 2000)
+	if err := writer.Enter(ctx, "busy", map[string]string{"pad": big}); err != nil {
+		t.Fatal(err)
+	}
+	const updates = 3000 // ~6 MB of events: more than the socket buffers hold
+	for i := 0; i < updates; i++ {
+		if err := writer.Update(ctx, "busy", map[string]any{"i": i, "pad": big[:1900]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The fast subscriber sees every version, in order.
+	var last uint64
+	got := 0
+	for got < updates {
+		select {
+		case ev := <-fast.Events():
+			if ev.Version != last+1 {
+				t.Fatalf("fast subscriber: version %d after %d", ev.Version, last)
+			}
+			last = ev.Version
+			if ev.Type == session.EventUpdate {
+				got++
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("fast subscriber got %d of %d updates", got, updates)
+		}
+	}
+	// The slow one was closed with 4001 (seen once it drains what was buffered).
+	var code websocket.StatusCode = -1
+	for code == -1 {
+		_, _, err := slow.Read(ctx)
+		if err != nil {
+			code = websocket.CloseStatus(err)
+			if code == -1 {
+				break // the close frame could not be delivered through the full socket
+			}
+		}
+	}
+	eventually(t, "slow consumer counted", func() bool {
+		_, body := n.do("GET", "/metrics", "", "", nil)
+		return strings.Contains(body, "presenced_slow_consumers_total 1")
+	})
+	if code != -1 && code != CloseSlowConsumer {
+		t.Fatalf("slow consumer closed with %d", code)
+	}
+}

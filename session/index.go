@@ -76,6 +76,9 @@ func (e *Engine) applySessionLocked(sid string, ent crdt.Entry) {
 		e.log.Warn("undecodable session record ignored")
 		return
 	}
+	if rec.State.rank() == 0 {
+		rec.State = Stale // a state this version does not know: present, but not live
+	}
 	old := s.rec
 	if old == nil {
 		s.rec = &rec
@@ -217,25 +220,25 @@ func (e *Engine) touchUserLocked(r *room, userID string) {
 	if ru == nil {
 		return
 	}
+	if len(ru.sessions) == 0 {
+		delete(r.users, userID)
+		r.online.Users--
+		if ru.state != Offline {
+			e.emitLocked(r, Event{Type: EventOffline, User: userID, State: Offline})
+		}
+		return
+	}
 	now := derivedState(ru.sessions)
 	if now == ru.state {
-		if len(ru.sessions) == 0 {
-			delete(r.users, userID)
-		}
 		return
 	}
 	prev := ru.state
 	ru.state = now
-	switch {
-	case now == Offline:
-		delete(r.users, userID)
-		r.online.Users--
-		e.emitLocked(r, Event{Type: EventOffline, User: userID, State: Offline})
-	case prev == Offline:
+	if prev == Offline {
 		e.emitLocked(r, Event{Type: EventOnline, User: userID, State: now})
-	default:
-		e.emitLocked(r, Event{Type: EventState, User: userID, State: now})
+		return
 	}
+	e.emitLocked(r, Event{Type: EventState, User: userID, State: now})
 }
 
 func (e *Engine) applyTypingLocked(sid, name string, ent crdt.Entry) {

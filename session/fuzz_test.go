@@ -1,0 +1,58 @@
+package session
+
+import (
+	"testing"
+	"time"
+
+	"github.com/presenced/presenced/crdt"
+)
+
+// FuzzMergeHostileDelta: a corrupt or hostile delta (any bytes that decode,
+// any values under any keys) never crashes the engine and never breaks its
+// incremental counts, and the sessions this node owns keep their state.
+func FuzzMergeHostileDelta(f *testing.F) {
+	peer := crdt.Origin{Node: "peer", Incarnation: 1}
+	good := crdt.Delta{Origin: peer, From: 0, To: 4, Entries: []crdt.Entry{
+		{Key: "s/x1", Value: []byte(`{"u":"eve","d":{},"k":"ws","st":"active","ca":1,"la":1}`), Version: crdt.Version{TS: crdt.MakeTimestamp(1, 0), Node: "peer"}, Origin: peer, Seq: 1},
+		{Key: "m/x1/r", Value: []byte(`{"data":{"a":1},"at":1}`), Version: crdt.Version{TS: crdt.MakeTimestamp(1, 1), Node: "peer"}, Origin: peer, Seq: 2},
+		{Key: "t/x1/r", Value: []byte(`{"until":99}`), Version: crdt.Version{TS: crdt.MakeTimestamp(1, 2), Node: "peer"}, Origin: peer, Seq: 3},
+		{Key: "m/x1/r", Deleted: true, Value: []byte(`{"r":"bogus"}`), Version: crdt.Version{TS: crdt.MakeTimestamp(2, 0), Node: "peer"}, Origin: peer, Seq: 4},
+	}}
+	b, err := good.MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	hostile := good
+	hostile.Entries = []crdt.Entry{
+		{Key: "s/", Value: []byte(`{`), Version: crdt.Version{TS: 5, Node: "peer"}, Origin: peer, Seq: 1},
+		{Key: "m//", Value: []byte(`null`), Version: crdt.Version{TS: 6, Node: "peer"}, Origin: peer, Seq: 2},
+		{Key: "s/mine", Value: []byte(`{"u":"x","st":"weird"}`), Version: crdt.Version{TS: 7, Node: "peer"}, Origin: peer, Seq: 3},
+	}
+	b, _ = hostile.MarshalBinary()
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var d crdt.Delta
+		if d.UnmarshalBinary(b) != nil {
+			return
+		}
+		clock := NewFakeClock(time.UnixMilli(1_000_000))
+		e := New(Config{Node: "me", Incarnation: 1, Clock: clock})
+		defer e.Stop()
+		op, err := e.Open(OpenRequest{User: "owner"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Enter(op.Session, "r", []byte(`{"mine":true}`)); err != nil {
+			t.Fatal(err)
+		}
+		e.Merge(d)
+		checkInvariants(t, e)
+		info, ok := e.Session(op.Session)
+		if !ok || !info.Owned || len(info.Rooms) != 1 {
+			t.Fatalf("owned session harmed by a peer's delta: %+v %v", info, ok)
+		}
+		clock.Advance(time.Hour)
+		checkInvariants(t, e)
+	})
+}
