@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/presenced/presenced/session"
@@ -16,9 +18,30 @@ func (s *Server) roomMembers(w http.ResponseWriter, r *http.Request) {
 	if !s.readRoom(w, r, room) {
 		return
 	}
-	ms, v := s.engine.RoomMembers(room)
-	writeJSON(w, http.StatusOK, membersBody{Room: room, Version: v, Members: ms})
+	// Hand-assembled so the members' cached encodings are copied, not re-encoded.
+	roomJSON, _ := json.Marshal(room)
+	bp := listBufs.Get().(*[]byte)
+	defer listBufs.Put(bp)
+	buf := (*bp)[:0]
+	buf = append(buf, `{"room":`...)
+	buf = append(buf, roomJSON...)
+	buf = append(buf, `,"members":`...)
+	buf, v := s.engine.AppendMembersJSON(buf, room)
+	buf = append(buf, `,"version":`...)
+	buf = strconv.AppendUint(buf, v, 10)
+	buf = append(buf, "}\n"...)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(buf))) // one write, no chunking
+	_, _ = w.Write(buf)
+	if cap(buf) <= 16<<20 {
+		*bp = buf
+	}
 }
+
+// listBufs recycles the buffers of large member listings.
+var listBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 func (s *Server) roomUsers(w http.ResponseWriter, r *http.Request) {
 	room := r.PathValue("room")

@@ -80,6 +80,7 @@ func (e *Engine) applySessionLocked(sid string, ent crdt.Entry) {
 		rec.State = Stale // a state this version does not know: present, but not live
 	}
 	old := s.rec
+	s.enc = nil // every member view of this session may change
 	if old == nil {
 		s.rec = &rec
 		if rec.User != "" {
@@ -156,6 +157,7 @@ func (e *Engine) applyMemberLocked(sid, name string, ent crdt.Entry) {
 	if s == nil {
 		return
 	}
+	delete(s.enc, name)
 	if ent.Deleted {
 		if _, ok := s.rooms[name]; !ok {
 			return

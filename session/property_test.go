@@ -77,6 +77,20 @@ func TestRandomOperationsKeepAggregatesExact(t *testing.T) {
 				if view.Version != v || len(view.Members) != len(ms) {
 					rt.Fatalf("room %s: view v%d %d members, room v%d %d members", r, view.Version, len(view.Members), v, len(ms))
 				}
+				raw, _ := e.AppendMembersJSON(nil, r)
+				var listed []Member
+				if err := json.Unmarshal(raw, &listed); err != nil || len(listed) != len(ms) {
+					rt.Fatalf("room %s: JSON listing %s: %v", r, raw, err)
+				}
+				byID := map[string]Member{}
+				for _, m := range listed {
+					byID[m.Session] = m
+				}
+				for _, m := range ms {
+					if lm := byID[m.Session]; lm.State != m.State || lm.Here != m.Here || string(lm.Data) != string(m.Data) || lm.LastActive != m.LastActive {
+						rt.Fatalf("room %s: cached JSON of %s is stale: %+v vs %+v", r, m.Session, lm, m)
+					}
+				}
 				for _, m := range ms {
 					vm := view.Members[m.Session]
 					if vm.State != m.State || vm.Here != m.Here || string(vm.Data) != string(m.Data) {

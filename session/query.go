@@ -1,6 +1,7 @@
 package session
 
 import (
+	"slices"
 	"sort"
 	"time"
 )
@@ -21,6 +22,47 @@ func (e *Engine) memberViewLocked(s *sess, name string) Member {
 		m.LastActive = s.rec.LastActive
 	}
 	return m
+}
+
+// memberJSONLocked returns the cached JSON of s's member view in room name.
+func (e *Engine) memberJSONLocked(s *sess, name string) []byte {
+	if b, ok := s.enc[name]; ok {
+		return b
+	}
+	m := e.memberViewLocked(s, name)
+	b := mustJSON(&m)
+	if s.enc == nil {
+		s.enc = make(map[string][]byte, 1)
+	}
+	s.enc[name] = b
+	return b
+}
+
+// AppendMembersJSON appends a room's members to dst as a JSON array (in no
+// particular order) and returns the room version. Each member's encoding is
+// cached until that member changes, so listing a large room is mostly a copy.
+func (e *Engine) AppendMembersJSON(dst []byte, roomID string) ([]byte, uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.rooms[roomID]
+	if r == nil {
+		return append(dst, "[]"...), 0
+	}
+	size := 2 + len(r.members)
+	for _, s := range r.members {
+		size += len(e.memberJSONLocked(s, r.name))
+	}
+	dst = slices.Grow(dst, size)
+	dst = append(dst, '[')
+	first := true
+	for _, s := range r.members {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, e.memberJSONLocked(s, r.name)...)
+	}
+	return append(dst, ']'), r.version
 }
 
 func (e *Engine) membersLocked(r *room) []Member {

@@ -6,6 +6,7 @@ type sess struct {
 	rec    *sessionRecord          // nil until the session record is seen
 	rooms  map[string]memberRecord // memberships (pending while rec is nil)
 	typing map[string]int64        // room → typing until (unix ms)
+	enc    map[string][]byte       // room → cached JSON of the member view; dropped on any change
 }
 
 func (s *sess) anonymous() bool { return s.rec == nil || s.rec.User == "" }
