@@ -1,6 +1,7 @@
 package session
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -46,7 +47,7 @@ func FuzzMergeHostileDelta(f *testing.F) {
 		if err := e.Enter(op.Session, "r", []byte(`{"mine":true}`)); err != nil {
 			t.Fatal(err)
 		}
-		e.Merge(d)
+		_, _ = e.Merge(d)
 		checkInvariants(t, e)
 		info, ok := e.Session(op.Session)
 		if !ok || !info.Owned || len(info.Rooms) != 1 {
@@ -55,4 +56,27 @@ func FuzzMergeHostileDelta(f *testing.F) {
 		clock.Advance(time.Hour)
 		checkInvariants(t, e)
 	})
+}
+
+func TestMergeRefusesFutureClock(t *testing.T) {
+	clock := NewFakeClock(time.UnixMilli(1_000_000))
+	e := New(Config{Node: "me", Incarnation: 1, Clock: clock})
+	defer e.Stop()
+	peer := crdt.Origin{Node: "peer", Incarnation: 1}
+	at := func(ms int64) crdt.Delta {
+		return crdt.Delta{Origin: peer, To: 1, Entries: []crdt.Entry{{Key: "s/x", Value: []byte(`{"u":"z","st":"active"}`),
+			Version: crdt.Version{TS: crdt.MakeTimestamp(ms, 0), Node: "peer"}, Origin: peer, Seq: 1}}}
+	}
+	if _, err := e.Merge(at(1_000_000 + 60_000)); !errors.Is(err, crdt.ErrClockAhead) {
+		t.Fatalf("a delta a minute ahead: %v", err)
+	}
+	if p := e.UserPresence("z"); p.State != Offline {
+		t.Fatalf("refused delta was applied: %+v", p)
+	}
+	if _, err := e.Merge(at(1_000_000 + 100)); err != nil {
+		t.Fatalf("100 ms ahead is within tolerance: %v", err)
+	}
+	if p := e.UserPresence("z"); p.State != Active {
+		t.Fatalf("accepted delta not applied: %+v", p)
+	}
 }

@@ -8,20 +8,35 @@ import "github.com/presenced/presenced/crdt"
 // Merge folds a peer's delta into this node's replica and emits the room
 // events it implies. gap reports that the delta does not follow what this
 // replica holds of its origin (the cluster then pulls the missing range).
-func (e *Engine) Merge(d crdt.Delta) (gap bool) {
+//
+// A delta with any entry stamped more than the clock's tolerance (500 ms)
+// ahead of this node's wall clock is refused whole with crdt.ErrClockAhead
+// and changes nothing: merging it would let a peer with a runaway clock pin
+// those keys against every later write. The sender's entries are pulled
+// again later, when they are no longer in the future.
+func (e *Engine) Merge(d crdt.Delta) (gap bool, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed || d.Origin == e.origin {
-		return false
+	if e.closed {
+		return false, ErrClosed
+	}
+	if d.Origin == e.origin {
+		return false, nil
+	}
+	limit := crdt.MakeTimestamp(e.nowMS()+crdt.DefaultMaxAhead.Milliseconds(), 1<<16-1)
+	for _, ent := range d.Entries {
+		if ent.Version.TS > limit {
+			return false, crdt.ErrClockAhead
+		}
 	}
 	for _, ent := range d.Entries {
-		_ = e.hlc.Observe(ent.Version.TS) // a clock too far ahead is not followed
+		_ = e.hlc.Observe(ent.Version.TS)
 	}
 	changes, gap := e.data.Merge(d)
 	for _, c := range changes {
 		e.applyLocked(c)
 	}
-	return gap
+	return gap, nil
 }
 
 // DeltaSince returns origin o's entries after seq (see crdt.Map.DeltaSince).

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/presenced/presenced/gateway"
+	"github.com/presenced/presenced/gateway/client"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func testConfig(t *testing.T, dir string) Config {
+	cfg, err := LoadConfig([]string{"--listen", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--data-dir", dir, "--node-name", "t1"},
+		func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// startNode runs a whole node (raft, engine, gateway) and returns its HTTP
+// address and a stop function that waits for Run to return.
+func startNode(t *testing.T, cfg Config) (string, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, zaptest.NewLogger(t), ready) }()
+	select {
+	case addr := <-ready:
+		var once sync.Once
+		var err error
+		stop := func() error { once.Do(func() { cancel(); err = <-done }); return err }
+		t.Cleanup(func() { _ = stop() })
+		return addr, stop
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("node did not start")
+	}
+	return "", nil
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func put(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("PUT", url, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if code, _ := get(t, base+"/readyz"); code == 200 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz never 200")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNodeEndToEnd: a whole node serves health, takes room metadata through
+// raft, applies it to sessions, drains clients with 1012 on shutdown, and
+// keeps the metadata across a restart.
+func TestNodeEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	addr, stop := startNode(t, cfg)
+	base := "http://" + addr
+	if code, body := get(t, base+"/healthz"); code != 200 || !strings.Contains(body, `"ok"`) {
+		t.Fatalf("healthz %d %s", code, body)
+	}
+	waitReady(t, base)
+	if code, body := put(t, base+"/v1/rooms/small/meta", `{"max_members":1,"metadata":{"title":"Small"}}`); code != 200 || !strings.Contains(body, `"max_members":1`) {
+		t.Fatalf("put meta %d %s", code, body)
+	}
+	if code, body := put(t, base+"/v1/rooms/small/meta", `{"max_members":-1}`); code != 400 {
+		t.Fatalf("invalid meta accepted: %d %s", code, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws := "ws://" + addr + "/v1/ws"
+	a, err := client.Dial(ctx, ws, client.Options{User: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := client.Dial(ctx, ws, client.Options{User: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Enter(ctx, "small", nil); err != nil {
+		t.Fatal(err)
+	}
+	var ce *client.Error
+	if err := b.Enter(ctx, "small", nil); !errors.As(err, &ce) || ce.Code != string(gateway.CodeRoomFull) {
+		t.Fatalf("max_members not applied: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if a.CloseStatus() != gateway.CloseServiceRestart {
+		t.Fatalf("client closed with %d, want 1012", a.CloseStatus())
+	}
+	b.Drop()
+
+	// Restart on the same data dir: the metadata is still there.
+	addr, _ = startNode(t, cfg)
+	base = "http://" + addr
+	waitReady(t, base)
+	if code, body := get(t, base+"/v1/rooms/small/meta"); code != 200 || !strings.Contains(body, `"title":"Small"`) {
+		t.Fatalf("meta after restart %d %s", code, body)
+	}
+}
+
+func TestOpenModeRefusesNonLoopback(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Listen = "0.0.0.0:0"
+	err := Run(context.Background(), cfg, zaptest.NewLogger(t), nil)
+	if err == nil || !strings.Contains(err.Error(), "--allow-open") {
+		t.Fatalf("open mode on 0.0.0.0: %v", err)
+	}
+}
