@@ -230,6 +230,10 @@ func (e *Engine) touchUserLocked(r *room, userID string) {
 		}
 		return
 	}
+	ru.lastActive = 0
+	for _, s := range ru.sessions {
+		ru.lastActive = max(ru.lastActive, s.rec.LastActive)
+	}
 	now := derivedState(ru.sessions)
 	if now == ru.state {
 		return

@@ -44,7 +44,13 @@ func checkInvariants(t *testing.T, e *Engine) {
 		}
 		for u, n := range users {
 			ru := r.users[u]
-			if ru == nil || len(ru.sessions) != n || ru.state != derivedState(ru.sessions) {
+			var la int64
+			if ru != nil {
+				for _, s := range ru.sessions {
+					la = max(la, s.rec.LastActive)
+				}
+			}
+			if ru == nil || len(ru.sessions) != n || ru.state != derivedState(ru.sessions) || ru.lastActive != la {
 				t.Fatalf("room %q user %q: kept %+v, want %d sessions", name, u, ru, n)
 			}
 		}

@@ -80,13 +80,8 @@ func (e *Engine) roomUsersLocked(r *room) []RoomUser {
 		if len(ru.sessions) == 0 {
 			continue
 		}
-		u := RoomUser{User: id, State: derivedState(ru.sessions), Sessions: len(ru.sessions), Here: r.hereUsers[id] > 0}
-		for _, s := range ru.sessions {
-			if s.rec.LastActive > u.LastActive {
-				u.LastActive = s.rec.LastActive
-			}
-		}
-		out = append(out, u)
+		// ru.state is kept equal to the derived state by touchUserLocked.
+		out = append(out, RoomUser{User: id, State: ru.state, Sessions: len(ru.sessions), Here: r.hereUsers[id] > 0, LastActive: ru.lastActive})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].User < out[j].User })
 	return out
