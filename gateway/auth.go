@@ -52,6 +52,8 @@ type Identity struct {
 type Caps struct {
 	Enter     []string `json:"enter,omitempty"`
 	Subscribe []string `json:"subscribe,omitempty"`
+	// Admin allows writing room metadata (PUT/DELETE /v1/rooms/{room}/meta).
+	Admin bool `json:"admin,omitempty"`
 }
 
 // CanEnter reports whether the identity may enter room (join it with its own

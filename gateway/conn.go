@@ -23,9 +23,13 @@ type conn struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	lastRead atomic.Int64 // unix nanos of the last frame read
+	// superseded is set when the session was resumed on another connection:
+	// this one must no longer act for it.
+	superseded atomic.Bool
 
 	mu          sync.Mutex
 	queue       [][]byte
+	queuedBytes int
 	closing     bool
 	closeCode   websocket.StatusCode
 	closeReason string
@@ -35,7 +39,8 @@ type conn struct {
 	// Owned by the reader goroutine.
 	identity Identity
 	sid      string
-	ended    bool // the session was closed by the client or server: do not mark it stale
+	attach   uint64 // session.Opened.Attach of this connection
+	ended    bool   // the session was closed by the client or server: do not mark it stale
 	subs     map[string]*subscription
 	tokens   float64
 	lastFill time.Time
@@ -69,15 +74,16 @@ func (c *conn) enqueue(b []byte) bool {
 		c.s.metrics.dropped.Inc()
 		return false
 	}
-	if len(c.queue) >= c.s.cfg.SendQueue {
+	if len(c.queue) >= c.s.cfg.SendQueue || (len(c.queue) > 0 && c.queuedBytes+len(b) > c.s.cfg.SendQueueBytes) {
 		c.closing, c.closeCode, c.closeReason = true, CloseSlowConsumer, "slow consumer"
 		c.s.metrics.dropped.Add(float64(len(c.queue) + 1))
-		c.queue = nil
+		c.queue, c.queuedBytes = nil, 0
 		c.s.metrics.slowConsumers.Inc()
 		c.signal()
 		return false
 	}
 	c.queue = append(c.queue, b)
+	c.queuedBytes += len(b)
 	c.signal()
 	return true
 }
@@ -129,19 +135,26 @@ func (c *conn) writer() {
 		}
 		c.mu.Lock()
 		batch := c.queue
-		c.queue = nil
+		c.queue, c.queuedBytes = nil, 0
 		closing, code, reason := c.closing, c.closeCode, c.closeReason
 		c.mu.Unlock()
 		if len(batch) > 0 {
-			buf.Reset()
-			for i, b := range batch {
-				if i > 0 {
-					buf.WriteByte('\n')
+			frame := batch[0] // one message: written as it is, no copy
+			if len(batch) > 1 {
+				if buf.Cap() > 256<<10 {
+					buf = bytes.Buffer{} // do not keep a huge snapshot's buffer for the connection's life
 				}
-				buf.Write(b)
+				buf.Reset()
+				for i, b := range batch {
+					if i > 0 {
+						buf.WriteByte('\n')
+					}
+					buf.Write(b)
+				}
+				frame = buf.Bytes()
 			}
 			wctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
-			err := c.ws.Write(wctx, websocket.MessageText, buf.Bytes())
+			err := c.ws.Write(wctx, websocket.MessageText, frame)
 			cancel()
 			if err != nil {
 				c.cancel()

@@ -108,7 +108,9 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request) (Identity, boo
 		}
 		return Identity{User: u}, true
 	}
-	tok := TokenFromRequest(r)
+	// Header or ?token= only: a cookie would let any site act for the user
+	// with a text/plain POST (no CORS preflight). Cookies are for /api only.
+	tok := wsToken(r)
 	if tok == "" {
 		writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing token")
 		return Identity{}, false
@@ -132,6 +134,17 @@ func (s *Server) readRoom(w http.ResponseWriter, r *http.Request, room string) b
 		return false
 	}
 	return true
+}
+
+// visibleRooms keeps the rooms the identity may read.
+func visibleRooms(id Identity, rooms []string) []string {
+	out := rooms[:0]
+	for _, r := range rooms {
+		if id.Caps.CanSubscribe(r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // readBody reads a small request body. navigator.sendBeacon posts

@@ -261,6 +261,10 @@ func (s *Server) seedTyping(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, seedError{Error: `body needs "typing": true|false`})
 		return
 	}
+	if !id.Caps.CanEnter(r.PathValue("id")) {
+		writeJSON(w, http.StatusForbidden, seedError{Error: "Forbidden"})
+		return
+	}
 	if err := s.ensureHTTPSession(id, sid, nil); err != nil {
 		s.seedFail(w, err)
 		return

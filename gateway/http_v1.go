@@ -103,11 +103,12 @@ func (s *Server) userPresence(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) userRooms(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.identity(w, r); !ok {
+	id, ok := s.identity(w, r)
+	if !ok {
 		return
 	}
 	u := r.PathValue("user")
-	writeJSON(w, http.StatusOK, userRoomsBody{User: u, Rooms: s.engine.UserRooms(u)})
+	writeJSON(w, http.StatusOK, userRoomsBody{User: u, Rooms: visibleRooms(id, s.engine.UserRooms(u))})
 }
 
 func (s *Server) userLastSeen(w http.ResponseWriter, r *http.Request) {
@@ -263,8 +264,15 @@ func (s *Server) metaErr(w http.ResponseWriter, err error) {
 	}
 }
 
+// metaStore authenticates a metadata call; writes need the admin capability
+// (any caller in open dev mode).
 func (s *Server) metaStore(w http.ResponseWriter, r *http.Request) (MetaStore, bool) {
-	if _, ok := s.identity(w, r); !ok {
+	id, ok := s.identity(w, r)
+	if !ok {
+		return nil, false
+	}
+	if r.Method != http.MethodGet && !s.auth.Open() && !id.Caps.Admin {
+		writeError(w, http.StatusForbidden, CodeForbidden, `writing room metadata needs a token with "caps": {"admin": true}`)
 		return nil, false
 	}
 	if s.cfg.Meta == nil {

@@ -39,6 +39,8 @@ type Config struct {
 	MaxFrameBytes     int           // 65536
 	RateLimit         float64       // 50 messages/s per connection
 	SendQueue         int           // 512 messages queued per connection before it is dropped as slow
+	SendQueueBytes    int           // 8 MiB queued per connection before it is dropped as slow (one larger message is let through alone)
+	MaxSubscriptions  int           // 100 room subscriptions per connection
 	HelloTimeout      time.Duration // 10s to send hello after connecting
 	WriteTimeout      time.Duration // 10s for one frame to be written
 	MaxBatchIDs       int           // 100 ids per user batch query
@@ -72,6 +74,8 @@ func (c *Config) setDefaults() {
 	}
 	n(&c.MaxFrameBytes, 64<<10)
 	n(&c.SendQueue, 512)
+	n(&c.SendQueueBytes, 8<<20)
+	n(&c.MaxSubscriptions, 100)
 	n(&c.MaxBatchIDs, 100)
 	n(&c.MaxDataBytes, 2048)
 	n(&c.MaxIDBytes, 128)
@@ -102,6 +106,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
+	attached map[string]*conn // session → the connection it is attached to on this node
 	draining bool
 	drained  chan struct{} // closed by Drain: SSE streams end
 	stop     chan struct{}
@@ -113,7 +118,7 @@ func New(cfg Config, engine *session.Engine, auth *Verifier) *Server {
 	cfg.setDefaults()
 	s := &Server{
 		cfg: cfg, engine: engine, auth: auth, log: cfg.Logger,
-		conns: make(map[*conn]struct{}), stop: make(chan struct{}), drained: make(chan struct{}),
+		conns: make(map[*conn]struct{}), attached: make(map[string]*conn), stop: make(chan struct{}), drained: make(chan struct{}),
 	}
 	s.metrics = newMetrics(cfg.Registry, engine, s)
 	s.mux = s.routes()
@@ -219,7 +224,24 @@ func (s *Server) addConn(c *conn) bool {
 func (s *Server) removeConn(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	if s.attached[c.sid] == c {
+		delete(s.attached, c.sid)
+	}
 	s.mu.Unlock()
+}
+
+// attach records c as the connection of its session. A connection the
+// session was attached to before (the client resumed before the server
+// noticed the old socket died) is closed with 4103 and can no longer act.
+func (s *Server) attach(c *conn) {
+	s.mu.Lock()
+	old := s.attached[c.sid]
+	s.attached[c.sid] = c
+	s.mu.Unlock()
+	if old != nil && old != c {
+		old.superseded.Store(true)
+		old.fail(CloseSessionEnded, "session resumed on another connection")
+	}
 }
 
 func (s *Server) connCount() int {

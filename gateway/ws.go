@@ -57,7 +57,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		delete(c.subs, room)
 	}
 	if !c.ended {
-		s.engine.Disconnect(c.sid)
+		s.engine.Disconnect(c.sid, c.attach) // ignored if the session was resumed since
 	}
 	if c.isClosing() {
 		// The server chose to close: let the writer flush and send the close code.
@@ -110,7 +110,8 @@ func (c *conn) hello(r *http.Request, pre *Identity) bool {
 		c.fail(CloseProtocolError, "bad hello")
 		return false
 	}
-	c.sid = opened.Session
+	c.sid, c.attach = opened.Session, opened.Attach
+	c.s.attach(c)
 	cfg := c.s.cfg
 	c.send(welcomeMsg{
 		Type: "welcome", ID: rawID(m.ID), Session: opened.Session, User: id.User,
@@ -155,11 +156,9 @@ func (s *Server) identify(r *http.Request, m inbound, pre *Identity) (Identity, 
 // resumed:false; the client then enters its rooms again).
 func (s *Server) openOrResume(id Identity, m inbound) (session.Opened, error) {
 	if m.Resume != "" {
-		if op, err := s.engine.Resume(m.Resume); err == nil {
-			if info, ok := s.engine.Session(op.Session); ok && info.User == id.User {
-				s.metrics.resumes.WithLabelValues("ok").Inc()
-				return op, nil
-			}
+		if op, err := s.engine.Resume(m.Resume, id.User); err == nil {
+			s.metrics.resumes.WithLabelValues("ok").Inc()
+			return op, nil
 		}
 		s.metrics.resumes.WithLabelValues("rejected").Inc()
 	}
@@ -197,6 +196,9 @@ func (c *conn) readLoop() {
 		if werr != nil {
 			c.replyError(m.ID, werr.Code, werr.Message)
 			continue
+		}
+		if c.superseded.Load() {
+			return // the session lives on another connection now
 		}
 		if stop := c.handle(m); stop {
 			return

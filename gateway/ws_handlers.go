@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"fmt"
 
 	"github.com/presenced/presenced/session"
 )
@@ -23,6 +24,10 @@ func (c *conn) handle(m inbound) (stop bool) {
 	case "leave":
 		c.ok(m.ID, e.Leave(c.sid, m.Room, session.ReasonExplicit, m.Data))
 	case "typing":
+		if !c.identity.Caps.CanEnter(m.Room) {
+			c.replyError(m.ID, CodeForbidden, "token does not allow typing in "+m.Room)
+			return false
+		}
 		typing := m.Typing == nil || *m.Typing
 		c.ok(m.ID, e.Typing(c.sid, m.Room, typing))
 	case "location":
@@ -80,6 +85,10 @@ func (c *conn) subscribe(m inbound) {
 	}
 	if old := c.subs[m.Room]; old != nil {
 		old.cancel() // a second subscribe resyncs: fresh snapshot, same stream
+		delete(c.subs, m.Room)
+	} else if len(c.subs) >= c.s.cfg.MaxSubscriptions {
+		c.replyError(m.ID, CodeTooManySubs, fmt.Sprintf("at most %d subscriptions per connection", c.s.cfg.MaxSubscriptions))
+		return
 	}
 	sub := &subscription{c: c}
 	snap, cancel, err := c.s.engine.Subscribe(m.Room, func(ev *session.Event) { sub.deliver(ev.JSON()) })
@@ -148,7 +157,7 @@ func (c *conn) query(m inbound) {
 			c.replyError(m.ID, CodeBadRequest, `query "rooms" needs "users": [one id]`)
 			return
 		}
-		data = userRoomsBody{User: m.Users[0], Rooms: e.UserRooms(m.Users[0])}
+		data = userRoomsBody{User: m.Users[0], Rooms: visibleRooms(c.identity, e.UserRooms(m.Users[0]))}
 	case "last_seen":
 		if len(m.Users) != 1 {
 			c.replyError(m.ID, CodeBadRequest, `query "last_seen" needs "users": [one id]`)

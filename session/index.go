@@ -63,6 +63,13 @@ func (e *Engine) dropRoomIfEmptyLocked(r *room) {
 }
 
 func (e *Engine) applySessionLocked(sid string, ent crdt.Entry) {
+	if o := e.owned[sid]; o != nil && ent.Origin != e.origin {
+		// Another node's write won over ours: the client resumed there (or it
+		// ended the session). That node owns it now; drop our copy and its
+		// timers, so our grace timer cannot end a session live elsewhere.
+		o.stopTimers()
+		delete(e.owned, sid)
+	}
 	s := e.sessLocked(sid, !ent.Deleted)
 	if s == nil {
 		return

@@ -16,6 +16,7 @@ import (
 // activity times and timers that the replicated record only summarises.
 type owned struct {
 	id         string
+	attach     uint64 // bumped by every Open/Resume: a Disconnect of an older attachment is ignored
 	kind       Kind
 	connected  bool
 	hidden     bool
@@ -53,6 +54,10 @@ type Opened struct {
 	ResumeToken string `json:"resume_token,omitempty"`
 	Resumed     bool   `json:"resumed"`
 	Existing    bool   `json:"-"` // Open found the fixed id already open
+	// Attach numbers this attachment of a client to the session; pass it to
+	// Disconnect so that a connection replaced by a resume cannot mark the
+	// resumed session stale.
+	Attach uint64 `json:"-"`
 }
 
 func randomID(n int) string {
@@ -83,6 +88,9 @@ func (e *Engine) Open(req OpenRequest) (Opened, error) {
 	if err := e.validData(req.Meta); err != nil {
 		return Opened{}, err
 	}
+	if err := e.validData(req.Device.Meta); err != nil {
+		return Opened{}, fmt.Errorf("device meta: %w", err)
+	}
 	if req.Kind == "" {
 		req.Kind = KindWebSocket
 	}
@@ -107,17 +115,18 @@ func (e *Engine) Open(req OpenRequest) (Opened, error) {
 		Location: req.Location, ConnectedAt: now.UnixMilli(), LastActive: now.UnixMilli(),
 		SecretHash: hashSecret(secret), Meta: req.Meta,
 	}
-	o := &owned{id: sid, kind: req.Kind, connected: true, lastActive: now, lastBeat: now}
+	o := &owned{id: sid, attach: 1, kind: req.Kind, connected: true, lastActive: now, lastBeat: now}
 	e.owned[sid] = o
 	e.setLocked(sessionKey(sid), mustJSON(rec))
 	e.scheduleLocked(o)
-	return Opened{Session: sid, ResumeToken: sid + "." + secret}, nil
+	return Opened{Session: sid, ResumeToken: sid + "." + secret, Attach: o.attach}, nil
 }
 
 // Resume reattaches a client to its session with the token Open returned.
-// Inside grace nothing is announced but the member's state going back to
-// active: subscribers see no leave and no enter.
-func (e *Engine) Resume(token string) (Opened, error) {
+// user must be the session's user: a token of another user's session is
+// rejected before anything changes. Inside grace nothing is announced but the
+// member's state going back to active: subscribers see no leave and no enter.
+func (e *Engine) Resume(token, user string) (Opened, error) {
 	sid, secret, ok := strings.Cut(token, ".")
 	if !ok || sid == "" || secret == "" {
 		return Opened{}, ErrResumeRejected
@@ -128,7 +137,7 @@ func (e *Engine) Resume(token string) (Opened, error) {
 		return Opened{}, ErrClosed
 	}
 	s := e.sessions[sid]
-	if s == nil || s.rec == nil ||
+	if s == nil || s.rec == nil || s.rec.User != user ||
 		subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(s.rec.SecretHash)) != 1 {
 		return Opened{}, ErrResumeRejected
 	}
@@ -136,20 +145,22 @@ func (e *Engine) Resume(token string) (Opened, error) {
 	o := e.owned[sid]
 	if o == nil {
 		// The session was owned by another node: take it over by writing its
-		// entries again as this node, with a newer clock.
+		// entries again as this node, with a newer clock. The old owner sees
+		// its entries lose and drops its copy (see applySessionLocked).
 		o = &owned{id: sid, kind: s.rec.Kind}
 		e.owned[sid] = o
 		for name, mr := range s.rooms {
 			e.setLocked(memberKey(sid, name), mustJSON(mr))
 		}
 	}
+	o.attach++
 	o.connected, o.hidden = true, false
 	o.lastActive, o.lastBeat, o.staleSince = now, now, time.Time{}
 	rec := *s.rec
 	rec.State, rec.LastActive = Active, now.UnixMilli()
 	e.setLocked(sessionKey(sid), mustJSON(rec))
 	e.scheduleLocked(o)
-	return Opened{Session: sid, ResumeToken: token, Resumed: true}, nil
+	return Opened{Session: sid, ResumeToken: token, Resumed: true, Attach: o.attach}, nil
 }
 
 // ownedLocked returns the owned session sid with its record.
@@ -176,12 +187,14 @@ func (e *Engine) writeRecordLocked(s *sess, fn func(*sessionRecord)) {
 }
 
 // Disconnect marks a session's connection lost: it goes stale and leaves
-// its rooms after the grace window unless resumed.
-func (e *Engine) Disconnect(sid string) {
+// its rooms after the grace window unless resumed. attach is the Attach of
+// the Opened that connection got (0 for "whichever"): when the session has
+// been resumed since, by a newer attachment, nothing happens.
+func (e *Engine) Disconnect(sid string, attach uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	o, s, err := e.ownedLocked(sid)
-	if err != nil || !o.connected {
+	if err != nil || !o.connected || (attach != 0 && attach != o.attach) {
 		return
 	}
 	e.disconnectLocked(o, s, e.clock.Now())

@@ -56,10 +56,13 @@ func TestRandomOperationsKeepAggregatesExact(t *testing.T) {
 			case 5:
 				_ = e.Leave(pick(), room, ReasonExplicit, nil)
 			case 6:
-				e.Disconnect(pick())
+				e.Disconnect(pick(), 0)
 			case 7:
 				if len(tokens) > 0 {
-					_, _ = e.Resume(tokens[rapid.IntRange(0, len(tokens)-1).Draw(rt, "tok")])
+					ti := rapid.IntRange(0, len(tokens)-1).Draw(rt, "tok")
+					if info, ok := e.Session(sids[ti]); ok {
+						_, _ = e.Resume(tokens[ti], info.User)
+					}
 				}
 			case 8:
 				_ = e.SetLocation(pick(), rapid.SampledFrom(append(rooms, "")).Draw(rt, "loc2"))

@@ -94,7 +94,11 @@ func (e *Engine) countsLocked(r *room) Counts {
 func (e *Engine) typingLocked(r *room) []string {
 	seen := make(map[string]bool, len(r.typing))
 	out := make([]string, 0, len(r.typing))
-	for sid := range r.typing {
+	now := e.nowMS()
+	for sid, until := range r.typing {
+		if until < now {
+			continue // expired: its owner has not removed it (yet)
+		}
 		id := sid
 		if s := e.sessions[sid]; s != nil && s.rec != nil && s.rec.User != "" {
 			id = s.rec.User

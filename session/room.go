@@ -32,7 +32,7 @@ type room struct {
 
 // roomUser is a user's derived presence inside one room.
 type roomUser struct {
-	sessions map[string]*sess
+	sessions   map[string]*sess
 	state      State // last state announced to subscribers
 	lastActive int64 // newest LastActive of the sessions, kept by touchUserLocked
 }

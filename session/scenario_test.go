@@ -182,14 +182,21 @@ func (h *harness) run(cmd string) string {
 	case "close":
 		return errOK(h.e.Close(sid, Reason(o["reason"]), json.RawMessage(o["data"])))
 	case "drop":
-		h.e.Disconnect(sid)
+		h.e.Disconnect(sid, 0)
 		return "ok"
 	case "resume":
 		tok := h.tokens[arg(0)]
 		if o["token"] != "" {
 			tok = o["token"]
 		}
-		op, err := h.e.Resume(tok)
+		user := ""
+		if info, ok := h.e.Session(h.ids[arg(0)]); ok {
+			user = info.User
+		}
+		if o["user"] != "" {
+			user = o["user"]
+		}
+		op, err := h.e.Resume(tok, user)
 		if err != nil {
 			return errOK(err)
 		}

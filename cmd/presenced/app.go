@@ -60,6 +60,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 	gw := gateway.New(gateway.Config{
 		Node: cfg.NodeName, HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatTTL: cfg.HeartbeatTTL,
 		MaxFrameBytes: cfg.MaxFrameBytes, RateLimit: cfg.RateLimit, SendQueue: cfg.SendQueue,
+		SendQueueBytes: cfg.SendQueueBytes, MaxSubscriptions: cfg.MaxSubscriptions,
 		Ready: meta.Ready, Meta: metaStore{meta}, Logger: log.Named("gateway"),
 		Grace: cfg.SessionGrace, IdleAfter: cfg.IdleAfter, AwayAfter: cfg.AwayAfter, TypingTimeout: cfg.TypingTimeout,
 		MaxDataBytes: cfg.MaxDataBytes, MaxIDBytes: cfg.MaxIDBytes, MaxRoomsPerSession: cfg.MaxRoomsPerSession,

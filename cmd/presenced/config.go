@@ -42,6 +42,8 @@ type Config struct {
 	MaxFrameBytes      int           // one WebSocket frame or HTTP body
 	RateLimit          float64       // messages per second per connection
 	SendQueue          int           // messages buffered per connection before it is dropped as slow
+	SendQueueBytes     int           // bytes buffered per connection before it is dropped as slow
+	MaxSubscriptions   int           // room subscriptions per WebSocket connection
 	ConfigFile         string        // YAML file read (flag or environment only)
 	ShowVersion        bool          // print the version and exit (flag only)
 }
@@ -108,6 +110,8 @@ func settings(c *Config) []setting {
 		{"max-frame-bytes", "size limit of one WebSocket message or HTTP request body", 65536, &c.MaxFrameBytes, 0},
 		{"rate-limit", "messages per second allowed per connection", 50.0, &c.RateLimit, 0},
 		{"send-queue", "messages buffered per connection before it is dropped as slow", 512, &c.SendQueue, 0},
+		{"send-queue-bytes", "bytes buffered per connection before it is dropped as slow", 8 << 20, &c.SendQueueBytes, 0},
+		{"max-subscriptions", "room subscriptions per WebSocket connection", 100, &c.MaxSubscriptions, 0},
 		{"config", "YAML file of settings (keys are flag names with _ for -)", "", &c.ConfigFile, fromFlag | fromEnv},
 		{"version", "print the version and exit", false, &c.ShowVersion, fromFlag},
 	}
@@ -438,6 +442,8 @@ func (c Config) Validate() error {
 		{"max-id-bytes", c.MaxIDBytes},
 		{"max-frame-bytes", c.MaxFrameBytes},
 		{"send-queue", c.SendQueue},
+		{"send-queue-bytes", c.SendQueueBytes},
+		{"max-subscriptions", c.MaxSubscriptions},
 	} {
 		if n.v <= 0 {
 			bad(n.name, "must be positive, got %d", n.v)

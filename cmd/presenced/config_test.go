@@ -55,6 +55,8 @@ func TestConfigDefaults(t *testing.T) {
 		MaxFrameBytes:      65536,
 		RateLimit:          50,
 		SendQueue:          512,
+		SendQueueBytes:     8 << 20,
+		MaxSubscriptions:   100,
 	}
 	if c != want {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)

@@ -111,6 +111,11 @@ func (c *Client) CloseSession(ctx context.Context, reason session.Reason, data a
 		m["data"] = data
 	}
 	err := c.simple(ctx, m)
-	<-c.done
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		c.ws.CloseNow()
+		<-c.done
+	}
 	return err
 }

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -35,6 +36,9 @@ type Options struct {
 	// EventBuffer is the capacity of the Events channel (default 4096). When
 	// it is full, further events are dropped and counted in Dropped.
 	EventBuffer int
+	// NoAutoPing turns off the heartbeat goroutine that pings every half
+	// heartbeat interval (the server closes silent connections with 4000).
+	NoAutoPing bool
 }
 
 // Welcome is the server's answer to hello.
@@ -132,7 +136,26 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 		c.ws.CloseNow()
 		return nil, err
 	}
+	if !opts.NoAutoPing && c.Welcome.HeartbeatMS > 0 {
+		go c.heartbeat(time.Duration(c.Welcome.HeartbeatMS) * time.Millisecond / 2)
+	}
 	return c, nil
+}
+
+// heartbeat pings until the connection ends.
+func (c *Client) heartbeat(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), every)
+			_, _ = c.Ping(ctx)
+			cancel()
+		}
+	}
 }
 
 func (c *Client) write(ctx context.Context, v any) error {
