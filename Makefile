@@ -10,7 +10,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 30s
 
-.PHONY: help build run test test-short vet tidy-check bench fuzz clean
+.PHONY: help build run test test-short vet tidy-check smoke bench fuzz clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,8 +21,17 @@ build: ## build bin/presenced
 run: build ## start one node on 127.0.0.1:7070 (open dev mode, data in ./data)
 	./$(BIN)/presenced
 
-test: vet tidy-check ## vet, go.mod check, and every test with -race
+test: vet tidy-check ## vet, go.mod check, every test with -race, and the README tour against a real node
 	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory smoke
+
+smoke: build ## start a node on random ports and run scripts/smoke.sh (the README tour) against it
+	@port=$$((20000 + RANDOM % 20000)); dir=$$(mktemp -d); \
+	  ./$(BIN)/presenced --listen 127.0.0.1:$$port --raft-addr 127.0.0.1:$$((port + 1)) --data-dir $$dir --node-name smoke \
+	    > $$dir/node.log 2>&1 & pid=$$!; \
+	  trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf '"$$dir" EXIT; \
+	  for i in $$(seq 1 100); do curl -sf 127.0.0.1:$$port/healthz >/dev/null && break; sleep 0.05; done; \
+	  scripts/smoke.sh http://127.0.0.1:$$port || { cat $$dir/node.log; exit 1; }
 
 test-short: ## tests without -race (quick local loop)
 	$(GO) test -count=1 ./...

@@ -26,6 +26,7 @@ const (
 	CodeRoomFull     Code = "room_full"              // the room's max_members is reached
 	CodeNotMember    Code = "not_member"             // update or leave of a room the session is not in
 	CodeTooManySubs  Code = "too_many_subscriptions" // the connection already subscribes to the most rooms allowed
+	CodeTooManySess  Code = "too_many_sessions"      // the user already has the most sessions allowed on this node
 	CodeForbidden    Code = "forbidden"              // the token's caps do not allow this room
 	CodeRateLimited  Code = "rate_limited"           // over the per-connection message rate; the message was dropped
 	CodeUnauthorized Code = "unauthorized"           // HTTP: missing or invalid token
@@ -64,6 +65,8 @@ func codeOf(err error) Code {
 		return CodeTooLarge
 	case errors.Is(err, session.ErrTooManyRooms):
 		return CodeTooManyRooms
+	case errors.Is(err, session.ErrTooManySess):
+		return CodeTooManySess
 	case errors.Is(err, session.ErrRoomFull):
 		return CodeRoomFull
 	case errors.Is(err, session.ErrNotMember):

@@ -80,7 +80,7 @@ func statusOf(code Code) int {
 		return http.StatusNotFound
 	case CodeForbidden:
 		return http.StatusForbidden
-	case CodeRoomFull, CodeTooManyRooms:
+	case CodeRoomFull, CodeTooManyRooms, CodeTooManySess:
 		return http.StatusConflict
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge

@@ -138,3 +138,18 @@ func TestWSLimitsSubscriptionsAndDeviceMeta(t *testing.T) {
 		t.Fatalf("oversize device meta: %v", err)
 	}
 }
+
+func TestSessionsPerUserAreCapped(t *testing.T) {
+	n := newTestNode(t, nodeOpts{engine: session.Config{MaxSessionsPerUser: 2}})
+	ctx := ctxT(t)
+	n.dial(client.Options{User: "tabby"})
+	n.dial(client.Options{User: "tabby"})
+	var ce *client.Error
+	if _, err := client.Dial(ctx, n.wsURL, client.Options{User: "tabby"}); !errors.As(err, &ce) || ce.Code != string(CodeTooManySess) {
+		t.Fatalf("third session: %v", err)
+	}
+	if code, body := n.do("POST", "/api/presence?client=c3", "text/plain", `{"status":"online"}`, map[string]string{"X-Presence-User": "tabby"}); code != 409 {
+		t.Fatalf("third heartbeat client: %d %s", code, body)
+	}
+	n.dial(client.Options{User: "other"}) // other users are not affected
+}

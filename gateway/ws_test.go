@@ -323,27 +323,27 @@ func TestWSSlowConsumerIsDroppedOthersUnaffected(t *testing.T) {
 	if err := writer.Enter(ctx, "busy", map[string]string{"pad": big}); err != nil {
 		t.Fatal(err)
 	}
+	// The writer waits for the fast subscriber to see each update before the
+	// next, so the fast one never lags; the slow one never reads at all.
 	const updates = 3000 // ~6 MB of events: more than the socket buffers hold
+	var last uint64
 	for i := 0; i < updates; i++ {
 		if err := writer.Update(ctx, "busy", map[string]any{"i": i, "pad": big[:1900]}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	// The fast subscriber sees every version, in order.
-	var last uint64
-	got := 0
-	for got < updates {
-		select {
-		case ev := <-fast.Events():
-			if ev.Version != last+1 {
-				t.Fatalf("fast subscriber: version %d after %d", ev.Version, last)
+		for seen := false; !seen; {
+			select {
+			case ev := <-fast.Events():
+				if ev.Version != last+1 {
+					t.Fatalf("fast subscriber: version %d after %d", ev.Version, last)
+				}
+				last = ev.Version
+				seen = ev.Type == session.EventUpdate
+			case <-fast.Done():
+				t.Fatalf("fast subscriber closed (%d) after %d updates", fast.CloseStatus(), i)
+			case <-time.After(5 * time.Second):
+				t.Fatalf("fast subscriber stalled at update %d", i)
 			}
-			last = ev.Version
-			if ev.Type == session.EventUpdate {
-				got++
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("fast subscriber got %d of %d updates", got, updates)
 		}
 	}
 	// The slow one was closed with 4001 (seen once it drains what was buffered).

@@ -37,6 +37,7 @@ type Config struct {
 	LastSeenTTL   time.Duration // 168h: how long a user's last-seen time is kept
 
 	MaxRoomsPerSession int // 100
+	MaxSessionsPerUser int // 100 sessions of one user on this node (tabs, devices, agents, heartbeat clients)
 	MaxDataBytes       int // 2048 bytes of per-room JSON data (and session metadata)
 	MaxIDBytes         int // 128 bytes for session, user, room and location ids
 
@@ -76,6 +77,7 @@ func (c *Config) setDefaults() {
 		}
 	}
 	defInt(&c.MaxRoomsPerSession, 100)
+	defInt(&c.MaxSessionsPerUser, 100)
 	defInt(&c.MaxDataBytes, 2048)
 	defInt(&c.MaxIDBytes, 128)
 	if c.Logger == nil {

@@ -48,6 +48,8 @@ type Snapshot struct {
 	Users   []RoomUser `json:"users"`
 	Counts  Counts     `json:"counts"`
 	Typing  []string   `json:"typing"` // users typing (anonymous typists as their session id)
+	// TypingSessions lists the typing sessions, which typing events name.
+	TypingSessions []string `json:"typing_sessions"`
 }
 
 type subscriber struct {
@@ -116,5 +118,7 @@ func (e *Engine) snapshotLocked(r *room) Snapshot {
 		Users:   e.roomUsersLocked(r),
 		Counts:  e.countsLocked(r),
 		Typing:  e.typingLocked(r),
+
+		TypingSessions: e.typingSessionsLocked(r),
 	}
 }

@@ -108,6 +108,9 @@ func (e *Engine) Open(req OpenRequest) (Opened, error) {
 	if _, ok := e.owned[sid]; ok {
 		return Opened{Session: sid, Existing: true}, nil
 	}
+	if req.User != "" && e.ownedByUserLocked(req.User) >= e.cfg.MaxSessionsPerUser {
+		return Opened{}, fmt.Errorf("%w: limit %d", ErrTooManySess, e.cfg.MaxSessionsPerUser)
+	}
 	now := e.clock.Now()
 	secret := randomID(18)
 	rec := sessionRecord{
@@ -161,6 +164,19 @@ func (e *Engine) Resume(token, user string) (Opened, error) {
 	e.setLocked(sessionKey(sid), mustJSON(rec))
 	e.scheduleLocked(o)
 	return Opened{Session: sid, ResumeToken: token, Resumed: true, Attach: o.attach}, nil
+}
+
+// ownedByUserLocked counts the sessions of user that this node owns.
+func (e *Engine) ownedByUserLocked(user string) int {
+	n := 0
+	if u := e.users[user]; u != nil {
+		for sid := range u.sessions {
+			if _, ok := e.owned[sid]; ok {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // ownedLocked returns the owned session sid with its record.

@@ -112,6 +112,18 @@ func (e *Engine) typingLocked(r *room) []string {
 	return out
 }
 
+func (e *Engine) typingSessionsLocked(r *room) []string {
+	now := e.nowMS()
+	out := make([]string, 0, len(r.typing))
+	for sid, until := range r.typing {
+		if until >= now {
+			out = append(out, sid)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // RoomSnapshot returns a room's members, users, counts and typing at one version.
 // An unknown room reads as empty at version 0.
 func (e *Engine) RoomSnapshot(roomID string) Snapshot {

@@ -137,6 +137,7 @@ var (
 	ErrNotOwner       = errors.New("session: session owned by another node")
 	ErrNotMember      = errors.New("session: not a member of the room")
 	ErrTooManyRooms   = errors.New("session: too many rooms for one session")
+	ErrTooManySess    = errors.New("session: too many sessions for one user")
 	ErrDataTooLarge   = errors.New("session: data too large")
 	ErrInvalidID      = errors.New("session: invalid id")
 	ErrInvalidData    = errors.New("session: data is not valid JSON")

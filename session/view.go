@@ -34,7 +34,10 @@ func (v *RoomView) Reset(s Snapshot) {
 	for _, m := range s.Members {
 		v.Members[m.Session] = m
 	}
-	v.Typing = make(map[string]bool)
+	v.Typing = make(map[string]bool, len(s.TypingSessions))
+	for _, sid := range s.TypingSessions {
+		v.Typing[sid] = true
+	}
 }
 
 // Apply applies one event. An event at or below the view's version is a

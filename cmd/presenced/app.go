@@ -54,7 +54,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 		Node: cfg.NodeName, IdleAfter: cfg.IdleAfter, AwayAfter: cfg.AwayAfter, Grace: cfg.SessionGrace,
 		HeartbeatTTL: cfg.HeartbeatTTL, TypingTimeout: cfg.TypingTimeout, LastSeenTTL: cfg.LastSeenTTL,
 		MaxRoomsPerSession: cfg.MaxRoomsPerSession, MaxDataBytes: cfg.MaxDataBytes, MaxIDBytes: cfg.MaxIDBytes,
-		Rooms: roomSettings{meta}, Logger: log.Named("session"),
+		MaxSessionsPerUser: cfg.MaxSessionsPerUser, Rooms: roomSettings{meta}, Logger: log.Named("session"),
 	})
 	// 3. The gateway.
 	gw := gateway.New(gateway.Config{

@@ -44,6 +44,7 @@ type Config struct {
 	SendQueue          int           // messages buffered per connection before it is dropped as slow
 	SendQueueBytes     int           // bytes buffered per connection before it is dropped as slow
 	MaxSubscriptions   int           // room subscriptions per WebSocket connection
+	MaxSessionsPerUser int           // sessions of one user on one node
 	ConfigFile         string        // YAML file read (flag or environment only)
 	ShowVersion        bool          // print the version and exit (flag only)
 }
@@ -112,6 +113,7 @@ func settings(c *Config) []setting {
 		{"send-queue", "messages buffered per connection before it is dropped as slow", 512, &c.SendQueue, 0},
 		{"send-queue-bytes", "bytes buffered per connection before it is dropped as slow", 8 << 20, &c.SendQueueBytes, 0},
 		{"max-subscriptions", "room subscriptions per WebSocket connection", 100, &c.MaxSubscriptions, 0},
+		{"max-sessions-per-user", "sessions (tabs, devices, agents, heartbeat clients) of one user on one node", 100, &c.MaxSessionsPerUser, 0},
 		{"config", "YAML file of settings (keys are flag names with _ for -)", "", &c.ConfigFile, fromFlag | fromEnv},
 		{"version", "print the version and exit", false, &c.ShowVersion, fromFlag},
 	}
@@ -444,6 +446,7 @@ func (c Config) Validate() error {
 		{"send-queue", c.SendQueue},
 		{"send-queue-bytes", c.SendQueueBytes},
 		{"max-subscriptions", c.MaxSubscriptions},
+		{"max-sessions-per-user", c.MaxSessionsPerUser},
 	} {
 		if n.v <= 0 {
 			bad(n.name, "must be positive, got %d", n.v)

@@ -57,6 +57,7 @@ func TestConfigDefaults(t *testing.T) {
 		SendQueue:          512,
 		SendQueueBytes:     8 << 20,
 		MaxSubscriptions:   100,
+		MaxSessionsPerUser: 100,
 	}
 	if c != want {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
