@@ -52,7 +52,7 @@ bench: ## Go benchmarks of the hot paths (crdt merge, room listing, counts, user
 	$(GO) test -run '^$$' -bench . -benchmem ./crdt/ ./session/ ./gateway/ ./cluster/
 
 fuzz: ## run every fuzz target for FUZZTIME each
-	@for pkg in ./crdt ./gateway ./cluster ./cmd/presenced; do \
+	@for pkg in ./crdt ./session ./gateway ./cluster ./cmd/presenced; do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done

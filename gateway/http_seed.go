@@ -83,6 +83,24 @@ func (s *Server) seedCaller(w http.ResponseWriter, r *http.Request) (Identity, s
 	return id, httpSessionID(id.User, client), true
 }
 
+// seedReader authenticates a seed read (any caller in open dev mode) and, if
+// room is not "", checks the caller may read it. It answers 401/403 itself.
+func (s *Server) seedReader(w http.ResponseWriter, r *http.Request, room string) bool {
+	if s.auth.Open() {
+		return true
+	}
+	id, err := s.auth.Verify(TokenFromRequest(r))
+	if err != nil {
+		writeJSON(w, http.StatusUnauthorized, seedError{Error: "Unauthorized"})
+		return false
+	}
+	if room != "" && !id.Caps.CanSubscribe(room) {
+		writeJSON(w, http.StatusForbidden, seedError{Error: "Forbidden"})
+		return false
+	}
+	return true
+}
+
 // ensureHTTPSession opens the caller's HTTP session if needed, else counts
 // the request as a heartbeat.
 func (s *Server) ensureHTTPSession(id Identity, sid string, meta json.RawMessage) error {
@@ -150,11 +168,8 @@ func (s *Server) seedHeartbeat(w http.ResponseWriter, r *http.Request) {
 
 // GET /api/presence?userIds=a,b → {presence: {id: data|null}}.
 func (s *Server) seedPresence(w http.ResponseWriter, r *http.Request) {
-	if !s.auth.Open() {
-		if _, err := s.auth.Verify(TokenFromRequest(r)); err != nil {
-			writeJSON(w, http.StatusUnauthorized, seedError{Error: "Unauthorized"})
-			return
-		}
+	if !s.seedReader(w, r, "") {
+		return
 	}
 	ids := splitIDs(r.URL.Query().Get("userIds"))
 	if len(ids) == 0 {
@@ -180,16 +195,8 @@ type seedMember struct {
 // GET /api/presence/room/{roomId} → {members: [{id, ...presence}]}, one per user.
 func (s *Server) seedRoom(w http.ResponseWriter, r *http.Request) {
 	room := r.PathValue("roomId")
-	if !s.auth.Open() {
-		id, err := s.auth.Verify(TokenFromRequest(r))
-		if err != nil {
-			writeJSON(w, http.StatusUnauthorized, seedError{Error: "Unauthorized"})
-			return
-		}
-		if !id.Caps.CanSubscribe(room) {
-			writeJSON(w, http.StatusForbidden, seedError{Error: "Forbidden"})
-			return
-		}
+	if !s.seedReader(w, r, room) {
+		return
 	}
 	users, _ := s.engine.RoomUsers(room)
 	ids := make([]string, len(users))
@@ -279,16 +286,8 @@ func (s *Server) seedTyping(w http.ResponseWriter, r *http.Request) {
 // GET /api/channels/{id}/typing → {typingUsers: [...]}.
 func (s *Server) seedTypingUsers(w http.ResponseWriter, r *http.Request) {
 	room := r.PathValue("id")
-	if !s.auth.Open() {
-		id, err := s.auth.Verify(TokenFromRequest(r))
-		if err != nil {
-			writeJSON(w, http.StatusUnauthorized, seedError{Error: "Unauthorized"})
-			return
-		}
-		if !id.Caps.CanSubscribe(room) {
-			writeJSON(w, http.StatusForbidden, seedError{Error: "Forbidden"})
-			return
-		}
+	if !s.seedReader(w, r, room) {
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"typingUsers": s.engine.TypingUsers(room)})
 }

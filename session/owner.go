@@ -179,6 +179,18 @@ func (e *Engine) ownedByUserLocked(user string) int {
 	return n
 }
 
+// withOwned runs fn with the engine locked, on session sid, which this node
+// must own.
+func (e *Engine) withOwned(sid string, fn func(o *owned, s *sess) error) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o, s, err := e.ownedLocked(sid)
+	if err != nil {
+		return err
+	}
+	return fn(o, s)
+}
+
 // ownedLocked returns the owned session sid with its record.
 func (e *Engine) ownedLocked(sid string) (*owned, *sess, error) {
 	if e.closed {
@@ -234,14 +246,10 @@ func (e *Engine) Close(sid string, reason Reason, data json.RawMessage) error {
 	if err := e.validData(data); err != nil {
 		return err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	o, s, err := e.ownedLocked(sid)
-	if err != nil {
-		return err
-	}
-	e.endLocked(o, s, goneRecord{Reason: reason, Data: data})
-	return nil
+	return e.withOwned(sid, func(o *owned, s *sess) error {
+		e.endLocked(o, s, goneRecord{Reason: reason, Data: data})
+		return nil
+	})
 }
 
 func (e *Engine) endLocked(o *owned, s *sess, gone goneRecord) {
@@ -265,56 +273,48 @@ func (e *Engine) endLocked(o *owned, s *sess, gone goneRecord) {
 
 // Activity applies a client's activity signal to a session it owns.
 func (e *Engine) Activity(sid string, a Activity) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	o, s, err := e.ownedLocked(sid)
-	if err != nil {
-		return err
-	}
-	now := e.clock.Now()
-	switch a {
-	case ActivityActive, ActivityVisible:
-		o.hidden = false
-		o.lastActive = now
-		// Write when the state changes, and otherwise refresh the replicated
-		// last-active time at most every IdleAfter/4, not on every input.
-		stale := now.Sub(time.UnixMilli(s.rec.LastActive)) >= e.cfg.IdleAfter/4
-		if s.rec.State != Active || stale {
-			e.writeRecordLocked(s, func(r *sessionRecord) { r.State, r.LastActive = Active, now.UnixMilli() })
+	return e.withOwned(sid, func(o *owned, s *sess) error {
+		now := e.clock.Now()
+		switch a {
+		case ActivityActive, ActivityVisible:
+			o.hidden = false
+			o.lastActive = now
+			// Write when the state changes, and otherwise refresh the replicated
+			// last-active time at most every IdleAfter/4, not on every input.
+			stale := now.Sub(time.UnixMilli(s.rec.LastActive)) >= e.cfg.IdleAfter/4
+			if s.rec.State != Active || stale {
+				e.writeRecordLocked(s, func(r *sessionRecord) { r.State, r.LastActive = Active, now.UnixMilli() })
+			}
+		case ActivityHidden:
+			o.hidden = true
+			if s.rec.State != Away {
+				e.writeRecordLocked(s, func(r *sessionRecord) { r.State = Away })
+			}
+		default:
+			return fmt.Errorf("%w: unknown activity %q", ErrInvalidData, a)
 		}
-	case ActivityHidden:
-		o.hidden = true
-		if s.rec.State != Away {
-			e.writeRecordLocked(s, func(r *sessionRecord) { r.State = Away })
-		}
-	default:
-		return fmt.Errorf("%w: unknown activity %q", ErrInvalidData, a)
-	}
-	e.scheduleLocked(o)
-	return nil
+		e.scheduleLocked(o)
+		return nil
+	})
 }
 
 // Heartbeat keeps an HTTP-heartbeat session alive for another HeartbeatTTL;
 // a stale one is live again (no leave or enter is seen).
 func (e *Engine) Heartbeat(sid string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	o, s, err := e.ownedLocked(sid)
-	if err != nil {
-		return err
-	}
-	now := e.clock.Now()
-	o.lastBeat = now
-	if !o.connected {
-		o.connected, o.staleSince = true, time.Time{}
-		st := Active
-		if o.hidden {
-			st = Away
+	return e.withOwned(sid, func(o *owned, s *sess) error {
+		now := e.clock.Now()
+		o.lastBeat = now
+		if !o.connected {
+			o.connected, o.staleSince = true, time.Time{}
+			st := Active
+			if o.hidden {
+				st = Away
+			}
+			e.writeRecordLocked(s, func(r *sessionRecord) { r.State = st })
 		}
-		e.writeRecordLocked(s, func(r *sessionRecord) { r.State = st })
-	}
-	e.scheduleLocked(o)
-	return nil
+		e.scheduleLocked(o)
+		return nil
+	})
 }
 
 // SetMeta replaces a session's metadata (the seed API's heartbeat metadata).
@@ -322,16 +322,12 @@ func (e *Engine) SetMeta(sid string, meta json.RawMessage) error {
 	if err := e.validData(meta); err != nil {
 		return err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	_, s, err := e.ownedLocked(sid)
-	if err != nil {
-		return err
-	}
-	if string(s.rec.Meta) != string(meta) {
-		e.writeRecordLocked(s, func(r *sessionRecord) { r.Meta = meta })
-	}
-	return nil
+	return e.withOwned(sid, func(_ *owned, s *sess) error {
+		if string(s.rec.Meta) != string(meta) {
+			e.writeRecordLocked(s, func(r *sessionRecord) { r.Meta = meta })
+		}
+		return nil
+	})
 }
 
 // SetLocation records what the session is viewing ("" for nothing); a room
@@ -342,14 +338,10 @@ func (e *Engine) SetLocation(sid, location string) error {
 			return err
 		}
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	_, s, err := e.ownedLocked(sid)
-	if err != nil {
-		return err
-	}
-	if s.rec.Location != location {
-		e.writeRecordLocked(s, func(r *sessionRecord) { r.Location = location })
-	}
-	return nil
+	return e.withOwned(sid, func(_ *owned, s *sess) error {
+		if s.rec.Location != location {
+			e.writeRecordLocked(s, func(r *sessionRecord) { r.Location = location })
+		}
+		return nil
+	})
 }

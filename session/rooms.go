@@ -15,27 +15,23 @@ func (e *Engine) Enter(sid, roomID string, data json.RawMessage) error {
 	if err := e.validData(data); err != nil {
 		return err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	_, s, err := e.ownedLocked(sid)
-	if err != nil {
-		return err
-	}
-	if mr, ok := s.rooms[roomID]; ok {
-		mr.Data = data
-		e.setLocked(memberKey(sid, roomID), mustJSON(mr))
-		return nil
-	}
-	if len(s.rooms) >= e.cfg.MaxRoomsPerSession {
-		return fmt.Errorf("%w: limit %d", ErrTooManyRooms, e.cfg.MaxRoomsPerSession)
-	}
-	if rc := e.roomConfigLocked(roomID); rc.MaxMembers > 0 {
-		if r := e.rooms[roomID]; r != nil && r.online.Connections >= rc.MaxMembers {
-			return fmt.Errorf("%w: %d members", ErrRoomFull, rc.MaxMembers)
+	return e.withOwned(sid, func(_ *owned, s *sess) error {
+		if mr, ok := s.rooms[roomID]; ok {
+			mr.Data = data
+			e.setLocked(memberKey(sid, roomID), mustJSON(mr))
+			return nil
 		}
-	}
-	e.setLocked(memberKey(sid, roomID), mustJSON(memberRecord{Data: data, EnteredAt: e.nowMS()}))
-	return nil
+		if len(s.rooms) >= e.cfg.MaxRoomsPerSession {
+			return fmt.Errorf("%w: limit %d", ErrTooManyRooms, e.cfg.MaxRoomsPerSession)
+		}
+		if rc := e.roomConfigLocked(roomID); rc.MaxMembers > 0 {
+			if r := e.rooms[roomID]; r != nil && r.online.Connections >= rc.MaxMembers {
+				return fmt.Errorf("%w: %d members", ErrRoomFull, rc.MaxMembers)
+			}
+		}
+		e.setLocked(memberKey(sid, roomID), mustJSON(memberRecord{Data: data, EnteredAt: e.nowMS()}))
+		return nil
+	})
 }
 
 // Update replaces a member's data in place (no leave and enter).
@@ -43,19 +39,15 @@ func (e *Engine) Update(sid, roomID string, data json.RawMessage) error {
 	if err := e.validData(data); err != nil {
 		return err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	_, s, err := e.ownedLocked(sid)
-	if err != nil {
-		return err
-	}
-	mr, ok := s.rooms[roomID]
-	if !ok {
-		return ErrNotMember
-	}
-	mr.Data = data
-	e.setLocked(memberKey(sid, roomID), mustJSON(mr))
-	return nil
+	return e.withOwned(sid, func(_ *owned, s *sess) error {
+		mr, ok := s.rooms[roomID]
+		if !ok {
+			return ErrNotMember
+		}
+		mr.Data = data
+		e.setLocked(memberKey(sid, roomID), mustJSON(mr))
+		return nil
+	})
 }
 
 // Leave takes a session out of a room; reason is ReasonExplicit unless given
@@ -67,18 +59,14 @@ func (e *Engine) Leave(sid, roomID string, reason Reason, data json.RawMessage) 
 	if !reason.Valid() {
 		reason = ReasonExplicit
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	o, s, err := e.ownedLocked(sid)
-	if err != nil {
-		return err
-	}
-	if _, ok := s.rooms[roomID]; !ok {
-		return ErrNotMember
-	}
-	e.stopTypingLocked(o, roomID)
-	e.deleteLocked(memberKey(sid, roomID), goneRecord{Reason: reason, Data: data})
-	return nil
+	return e.withOwned(sid, func(o *owned, s *sess) error {
+		if _, ok := s.rooms[roomID]; !ok {
+			return ErrNotMember
+		}
+		e.stopTypingLocked(o, roomID)
+		e.deleteLocked(memberKey(sid, roomID), goneRecord{Reason: reason, Data: data})
+		return nil
+	})
 }
 
 // Typing marks a session typing in a room (until the room's typing timeout
@@ -87,27 +75,23 @@ func (e *Engine) Typing(sid, roomID string, typing bool) error {
 	if err := e.validID(roomID); err != nil {
 		return err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	o, _, err := e.ownedLocked(sid)
-	if err != nil {
-		return err
-	}
-	if !typing {
-		e.stopTypingLocked(o, roomID)
+	return e.withOwned(sid, func(o *owned, _ *sess) error {
+		if !typing {
+			e.stopTypingLocked(o, roomID)
+			return nil
+		}
+		timeout := e.roomConfigLocked(roomID).TypingTimeout
+		until := e.clock.Now().Add(timeout)
+		e.setLocked(typingKey(sid, roomID), mustJSON(typingRecord{Until: until.UnixMilli()}))
+		if o.typing == nil {
+			o.typing = make(map[string]Timer)
+		}
+		if t := o.typing[roomID]; t != nil {
+			t.Stop()
+		}
+		o.typing[roomID] = e.clock.AfterFunc(timeout, func() { e.typingExpired(sid, roomID, until) })
 		return nil
-	}
-	timeout := e.roomConfigLocked(roomID).TypingTimeout
-	until := e.clock.Now().Add(timeout)
-	e.setLocked(typingKey(sid, roomID), mustJSON(typingRecord{Until: until.UnixMilli()}))
-	if o.typing == nil {
-		o.typing = make(map[string]Timer)
-	}
-	if t := o.typing[roomID]; t != nil {
-		t.Stop()
-	}
-	o.typing[roomID] = e.clock.AfterFunc(timeout, func() { e.typingExpired(sid, roomID, until) })
-	return nil
+	})
 }
 
 func (e *Engine) typingExpired(sid, roomID string, until time.Time) {
