@@ -9,7 +9,7 @@ expect() { # expect NAME CMD... : run CMD, require its output to contain NAME
   local got
   got=$("$@") || fail "$* exited $?"
   [[ $got == *"$want"* ]] || fail "$*: want $want, got $got"
-  echo "ok  $want"
+  echo "pass  $want"
 }
 expect '"status":"ok"' curl -sf "$base/healthz"
 for _ in $(seq 1 100); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.1; done
@@ -24,14 +24,14 @@ expect '"online":{"connections":' curl -sf "$base/v1/rooms/project-1/counts"
 agent=$(curl -sf -XPOST "$base/v1/agents" -d '{"user":"summarizer","rooms":[{"room":"project-1","data":{"task":"notes"}}]}')
 [[ $agent == *'"session":'* ]] || fail "agent: $agent"
 sid=$(sed -E 's/.*"session":"([^"]+)".*/\1/' <<<"$agent")
-echo "ok  agent $sid"
+echo "pass  agent $sid"
 expect '"user":"summarizer"' curl -sf "$base/v1/rooms/project-1/members"
 curl -sf -XDELETE "$base/v1/agents/$sid" || fail "delete agent"
-echo "ok  agent removed"
+echo "pass  agent removed"
 expect '{"success":true}' curl -sf -XPOST "$base/api/presence?user=alice" -H 'Content-Type: text/plain' -d '{"status":"offline"}'
 expect '"online":false' curl -sf "$base/v1/users/alice/last-seen"
 expect '"alice":null' curl -sf "$base/api/presence?userIds=alice"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/users?ids=$(seq -s, 1 101)")
 [[ $code == 400 ]] || fail "101 ids: $code"
-echo "ok  101 ids -> 400"
-echo "smoke: all passed"
+echo "pass  101 ids -> 400"
+echo "smoke: every check of the tour passed"
