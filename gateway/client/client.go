@@ -180,21 +180,27 @@ func (c *Client) await(ctx context.Context, id string, ch chan []byte) ([]byte, 
 		delete(c.pending, id)
 		c.mu.Unlock()
 	}()
+	var b []byte
 	select {
-	case b := <-ch:
-		var env envelope
-		if err := json.Unmarshal(b, &env); err != nil {
-			return nil, err
-		}
-		if env.Type == "error" {
-			return nil, &Error{Code: env.Code, Message: env.Message}
-		}
-		return b, nil
+	case b = <-ch:
 	case <-c.done:
-		return nil, fmt.Errorf("%w: %v", ErrClosed, c.err)
+		// The reply may have arrived just before the close: prefer it.
+		select {
+		case b = <-ch:
+		default:
+			return nil, fmt.Errorf("%w: %v", ErrClosed, c.err)
+		}
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	var env envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return nil, err
+	}
+	if env.Type == "error" {
+		return nil, &Error{Code: env.Code, Message: env.Message}
+	}
+	return b, nil
 }
 
 // Call sends a message with a fresh id and returns the raw reply.
