@@ -102,6 +102,8 @@ type Engine struct {
 	rooms    map[string]*room
 	users    map[string]*user
 	lastSeen map[string]lastSeenRecord
+	failed   map[crdt.Origin]Timer    // owners declared dead: their sessions are stale until the timer drops them
+	retired  map[crdt.Origin]struct{} // owners that restarted: their entries never come back
 	sweeper  Timer
 	stats    counters
 }
@@ -121,6 +123,8 @@ func New(cfg Config) *Engine {
 		rooms:    make(map[string]*room),
 		users:    make(map[string]*user),
 		lastSeen: make(map[string]lastSeenRecord),
+		failed:   make(map[crdt.Origin]Timer),
+		retired:  make(map[crdt.Origin]struct{}),
 	}
 	e.mu.Lock()
 	e.scheduleSweepLocked()
@@ -145,6 +149,9 @@ func (e *Engine) Stop() {
 	}
 	if e.sweeper != nil {
 		e.sweeper.Stop()
+	}
+	for _, t := range e.failed {
+		t.Stop()
 	}
 	for _, r := range e.rooms {
 		for s := range r.subs {

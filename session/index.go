@@ -83,6 +83,10 @@ func (e *Engine) applySessionLocked(sid string, ent crdt.Entry) {
 		e.log.Warn("undecodable session record ignored")
 		return
 	}
+	s.origin = ent.Origin
+	if _, failed := e.failed[ent.Origin]; failed {
+		rec.State = Stale // its owner is down: present for grace, not live
+	}
 	if rec.State.rank() == 0 {
 		rec.State = Stale // a state this version does not know: present, but not live
 	}

@@ -23,6 +23,9 @@ func (e *Engine) Merge(d crdt.Delta) (gap bool, err error) {
 	if d.Origin == e.origin {
 		return false, nil
 	}
+	if _, ok := e.retired[d.Origin]; ok {
+		return false, ErrOriginRetired
+	}
 	limit := crdt.MakeTimestamp(e.nowMS()+crdt.DefaultMaxAhead.Milliseconds(), 1<<16-1)
 	for _, ent := range d.Entries {
 		if ent.Version.TS > limit {

@@ -1,8 +1,11 @@
 package session
 
+import "github.com/presenced/presenced/crdt"
+
 // sess is the index's view of one session, built from replicated entries.
 type sess struct {
 	id     string
+	origin crdt.Origin             // writer of the session record: its owner
 	rec    *sessionRecord          // nil until the session record is seen
 	rooms  map[string]memberRecord // memberships (pending while rec is nil)
 	typing map[string]int64        // room → typing until (unix ms)
