@@ -1,0 +1,197 @@
+package cluster_test
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/presenced/presenced/cluster"
+	"github.com/presenced/presenced/crdt"
+	"github.com/presenced/presenced/session"
+)
+
+// testNode is one in-process node: an engine replicated by a cluster over
+// real loopback gossip (UDP and TCP) with the local profile.
+type testNode struct {
+	name   string
+	engine *session.Engine
+	c      *cluster.Cluster
+	mu     sync.Mutex
+	events []*session.Event
+	down   bool
+}
+
+func startNode(t *testing.T, name string, inc uint64, grace time.Duration, join ...string) *testNode {
+	t.Helper()
+	n := &testNode{name: name}
+	var cl atomic.Pointer[cluster.Cluster]
+	n.engine = session.New(session.Config{Node: name, Incarnation: inc, Grace: grace,
+		OnLocalWrite: func(crdt.Entry) {
+			if c := cl.Load(); c != nil {
+				c.Notify()
+			}
+		}})
+	c, err := cluster.New(cluster.Config{Replica: n.engine, GossipAddr: "127.0.0.1:0", Profile: cluster.ProfileLocal,
+		Join: join, Logger: zaptest.NewLogger(t).Named(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Store(c)
+	n.c = c
+	if err := c.Join(join); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.kill)
+	return n
+}
+
+// kill stops the node without a goodbye, as kill -9 would.
+func (n *testNode) kill() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.down {
+		return
+	}
+	n.down = true
+	_ = n.c.Shutdown()
+	n.engine.Stop()
+}
+
+func (n *testNode) subscribe(t *testing.T, room string) {
+	_, cancel, err := n.engine.Subscribe(room, func(ev *session.Event) {
+		n.mu.Lock()
+		n.events = append(n.events, ev)
+		n.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cancel)
+}
+
+func (n *testNode) count(typ session.EventType, reason session.Reason) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	k := 0
+	for _, ev := range n.events {
+		if ev.Type == typ && (reason == "" || ev.Reason == reason) {
+			k++
+		}
+	}
+	return k
+}
+
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > within {
+			t.Fatalf("%s: not true within %v", what, within)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func threeNodes(t *testing.T, grace time.Duration) (a, b, c *testNode) {
+	a = startNode(t, "n1", 1, grace)
+	b = startNode(t, "n2", 1, grace, a.c.Addr())
+	c = startNode(t, "n3", 1, grace, a.c.Addr())
+	eventually(t, 5*time.Second, "3 members everywhere", func() bool {
+		return len(a.c.Members()) == 3 && len(b.c.Members()) == 3 && len(c.c.Members()) == 3
+	})
+	return a, b, c
+}
+
+func TestAnyNodeSeesSessionsOwnedAnywhere(t *testing.T) {
+	a, b, c := threeNodes(t, 10*time.Second)
+	b.subscribe(t, "lobby")
+	c.subscribe(t, "lobby")
+	op, err := a.engine.Open(session.OpenRequest{User: "alice", Location: "lobby"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.engine.Enter(op.Session, "lobby", []byte(`{"x":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	took := eventually(t, time.Second, "enter seen on n2 and n3", func() bool {
+		return b.count(session.EventEnter, "") == 1 && c.count(session.EventEnter, "") == 1
+	})
+	t.Logf("enter on n1 seen by subscribers on n2 and n3 after %v", took)
+	for _, n := range []*testNode{a, b, c} {
+		cnt := n.engine.RoomCounts("lobby")
+		if cnt.Online.Users != 1 || cnt.Here.Connections != 1 {
+			t.Fatalf("%s counts %+v", n.name, cnt)
+		}
+		if p := n.engine.UserPresence("alice"); p.State != session.Active || p.Sessions != 1 {
+			t.Fatalf("%s presence %+v", n.name, p)
+		}
+	}
+}
+
+func TestKilledNodeSessionsGoStaleThenLeave(t *testing.T) {
+	const sessions = 200
+	a, b, c := threeNodes(t, time.Second)
+	a.subscribe(t, "r")
+	b.subscribe(t, "r")
+	for i := 0; i < sessions; i++ {
+		op, err := c.engine.Open(session.OpenRequest{User: fmt.Sprintf("u%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.engine.Enter(op.Session, "r", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, "all sessions replicated", func() bool {
+		return a.engine.RoomCounts("r").Online.Connections == sessions && b.engine.RoomCounts("r").Online.Connections == sessions
+	})
+	killed := time.Now()
+	c.kill()
+	took := eventually(t, 3*time.Second, "stale on every survivor", func() bool {
+		return a.engine.UserPresence("u0").State == session.Stale && b.engine.UserPresence("u0").State == session.Stale
+	})
+	t.Logf("kill → stale everywhere: %v", took)
+	eventually(t, 5*time.Second, "leave(node_failure) everywhere", func() bool {
+		return a.count(session.EventLeave, session.ReasonNodeFailure) == sessions && b.count(session.EventLeave, session.ReasonNodeFailure) == sessions
+	})
+	t.Logf("kill → gone everywhere: %v", time.Since(killed))
+	for _, n := range []*testNode{a, b} {
+		if cnt := n.engine.RoomCounts("r"); cnt.Online.Connections != 0 {
+			t.Fatalf("%s ghosts: %+v", n.name, cnt)
+		}
+	}
+}
+
+func TestLateJoinerCatchesUpBeforeReady(t *testing.T) {
+	a := startNode(t, "n1", 1, 10*time.Second)
+	const sessions = 3000
+	for i := 0; i < sessions; i++ {
+		op, _ := a.engine.Open(session.OpenRequest{User: fmt.Sprintf("u%d", i%1000)})
+		_ = a.engine.Enter(op.Session, "big", []byte(`{"k":"v"}`))
+	}
+	b := startNode(t, "n2", 1, 10*time.Second, a.c.Addr())
+	eventually(t, 10*time.Second, "joiner ready", b.c.Ready)
+	if n := b.engine.RoomCounts("big").Online.Connections; n != sessions {
+		t.Fatalf("ready with %d of %d sessions", n, sessions)
+	}
+}
+
+func TestRestartedNodeRetiresPreviousIncarnation(t *testing.T) {
+	a := startNode(t, "n1", 1, 30*time.Second)
+	b := startNode(t, "n2", 1, 30*time.Second, a.c.Addr())
+	a.subscribe(t, "r")
+	op, _ := b.engine.Open(session.OpenRequest{User: "old"})
+	_ = b.engine.Enter(op.Session, "r", nil)
+	eventually(t, 2*time.Second, "replicated", func() bool { return a.engine.RoomCounts("r").Online.Connections == 1 })
+	b.kill()
+	b2 := startNode(t, "n2", 2, 30*time.Second, a.c.Addr())
+	_ = b2
+	eventually(t, 3*time.Second, "old incarnation retired at once (not after 30s grace)", func() bool {
+		return a.engine.RoomCounts("r").Online.Connections == 0
+	})
+}

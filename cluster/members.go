@@ -1,0 +1,234 @@
+package cluster
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"go.uber.org/zap"
+
+	"github.com/presenced/presenced/crdt"
+)
+
+// Config configures a Cluster.
+type Config struct {
+	Replica    Replica
+	GossipAddr string   // host:port to bind gossip (UDP and TCP); port 0 picks one
+	Advertise  string   // host:port peers should use; "" = GossipAddr (or the bound port)
+	Join       []string // peers to join (host:port; a DNS name may resolve to several)
+	Profile    string   // lan (default), wan, local
+	Key        string   // base64 AES key (16, 24 or 32 bytes) for gossip encryption; "" = none
+	Label      string   // cluster label: peers with another label are refused
+	RaftAddr   string   // advertised in node meta (raft bootstrap, next step)
+	HTTPAddr   string   // advertised in node meta
+	Logger     *zap.Logger
+}
+
+// meta is what a node advertises to peers (memberlist node meta, ≤ 512 bytes).
+type meta struct {
+	Node        string `json:"n"` // stable node name
+	Incarnation uint64 `json:"i"` // boot epoch
+	Raft        string `json:"r,omitempty"`
+	HTTP        string `json:"h,omitempty"`
+}
+
+// Cluster is this node's membership and session replication.
+type Cluster struct {
+	cfg  Config
+	log  *zap.Logger
+	self crdt.Origin
+	name string // memberlist name: stable name + boot epoch, unique per boot
+	ml   *memberlist.Memberlist
+	meta []byte
+
+	mu      sync.Mutex
+	peers   map[string]*peer         // by memberlist name
+	origins map[string]crdt.Origin   // newest incarnation seen per stable name
+	failed  map[crdt.Origin]struct{} // origins reported failed to the replica
+	lag     map[crdt.Origin]uint64   // our watermark when a head showed us behind
+	want    crdt.Digest              // what peers announced when we joined (readiness)
+	synced  time.Time                // when the first remote state arrived
+
+	inbox    chan []byte
+	notify   chan struct{}
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	ready    atomic.Bool
+	shutdown sync.Once
+	stats    Stats
+}
+
+// Stats are replication counters for metrics.
+type Stats struct {
+	DeltasSent, DeltasReceived, GapsRepaired, Pulls, DigestMismatches, Dropped atomic.Uint64
+}
+
+// New starts gossip (it does not join: call Join).
+func New(cfg Config) (*Cluster, error) {
+	if cfg.Replica == nil {
+		return nil, errors.New("cluster: Config.Replica is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	mc, err := gossipConfig(cfg.Profile)
+	if err != nil {
+		return nil, err
+	}
+	self := cfg.Replica.Origin()
+	c := &Cluster{
+		cfg: cfg, log: cfg.Logger, self: self,
+		name:    self.Node + "-" + strconv.FormatUint(self.Incarnation, 36),
+		peers:   make(map[string]*peer),
+		origins: make(map[string]crdt.Origin),
+		failed:  make(map[crdt.Origin]struct{}),
+		lag:     make(map[crdt.Origin]uint64),
+		want:    make(crdt.Digest),
+		inbox:   make(chan []byte, 4096),
+		notify:  make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+	}
+	c.meta, _ = json.Marshal(meta{Node: self.Node, Incarnation: self.Incarnation, Raft: cfg.RaftAddr, HTTP: cfg.HTTPAddr})
+	if len(c.meta) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("cluster: node meta of %d bytes (max %d): shorten the node name or addresses", len(c.meta), memberlist.MetaMaxSize)
+	}
+	mc.Name = c.name
+	host, port, err := splitHostPort(cfg.GossipAddr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: --gossip-addr: %w", err)
+	}
+	mc.BindAddr, mc.BindPort = host, port
+	if cfg.Advertise != "" {
+		if mc.AdvertiseAddr, mc.AdvertisePort, err = splitHostPort(cfg.Advertise); err != nil {
+			return nil, fmt.Errorf("cluster: advertise address: %w", err)
+		}
+	}
+	if cfg.Key != "" {
+		key, err := base64.StdEncoding.DecodeString(cfg.Key)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: --gossip-key is not base64: %w", err)
+		}
+		if mc.Keyring, err = memberlist.NewKeyring(nil, key); err != nil {
+			return nil, fmt.Errorf("cluster: --gossip-key: %w", err)
+		}
+	}
+	mc.Label = cfg.Label
+	mc.Delegate = delegate{c}
+	mc.Events = events{c}
+	mc.Logger = zap.NewStdLog(cfg.Logger.Named("memberlist").WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+	// Several boots of one node name never collide: the memberlist name
+	// carries the boot epoch. Reclaim dead names quickly anyway.
+	mc.DeadNodeReclaimTime = 30 * time.Second
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: start gossip on %s: %w", cfg.GossipAddr, err)
+	}
+	c.ml = ml
+	c.wg.Add(1)
+	go c.worker()
+	if len(cfg.Join) == 0 {
+		c.ready.Store(true) // the first node of a cluster has nothing to catch up on
+	}
+	return c, nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, err
+	}
+	return host, port, nil
+}
+
+// Addr is the gossip address peers use to reach this node.
+func (c *Cluster) Addr() string {
+	n := c.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// Join contacts the given peers (DNS names resolving to several addresses
+// are tried in turn). The node becomes ready once it has merged the state
+// the peers announced to it.
+func (c *Cluster) Join(peers []string) error {
+	if len(peers) == 0 {
+		return nil
+	}
+	n, err := c.ml.Join(peers)
+	if n == 0 {
+		return fmt.Errorf("cluster: join %v: %w", peers, err)
+	}
+	c.log.Info("joined cluster", zap.Int("contacted", n), zap.Int("members", c.ml.NumMembers()))
+	return nil
+}
+
+// Ready reports whether this node has joined and caught up with what its
+// peers announced when it joined, so it answers queries from a full replica
+// (a load balancer should not send it traffic before).
+func (c *Cluster) Ready() bool {
+	if c.ready.Load() {
+		return true
+	}
+	c.mu.Lock()
+	synced, want := c.synced, make(crdt.Digest, len(c.want))
+	for o, s := range c.want {
+		if !c.supersededLocked(o) {
+			want[o] = s
+		}
+	}
+	c.mu.Unlock()
+	if synced.IsZero() {
+		return false
+	}
+	have := c.cfg.Replica.Digest()
+	for o, s := range want {
+		if have[o] < s && time.Since(synced) < readyTimeout {
+			return false
+		}
+	}
+	c.ready.Store(true)
+	return true
+}
+
+// Members returns the alive members as memberlist sees them.
+func (c *Cluster) Members() []*memberlist.Node { return c.ml.Members() }
+
+// Leave announces a graceful departure: peers mark this node's sessions
+// stale (the clients reconnect elsewhere inside grace).
+func (c *Cluster) Leave(timeout time.Duration) error { return c.ml.Leave(timeout) }
+
+// Shutdown stops gossip and every goroutine. It is idempotent.
+func (c *Cluster) Shutdown() error {
+	var err error
+	c.shutdown.Do(func() {
+		close(c.stop)
+		err = c.ml.Shutdown()
+		c.wg.Wait()
+	})
+	return err
+}
+
+func (c *Cluster) nodeMeta(limit int) []byte {
+	if len(c.meta) > limit {
+		return nil
+	}
+	return c.meta
+}
+
+func parseMeta(n *memberlist.Node) (meta, bool) {
+	var m meta
+	if err := json.Unmarshal(n.Meta, &m); err != nil || m.Node == "" {
+		return m, false
+	}
+	return m, true
+}

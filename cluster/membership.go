@@ -1,0 +1,176 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"go.uber.org/zap"
+
+	"github.com/presenced/presenced/crdt"
+)
+
+// peerJoined handles a node that joined, came back, or updated its meta.
+func (c *Cluster) peerJoined(n *memberlist.Node) {
+	if n.Name == c.name {
+		return
+	}
+	m, ok := parseMeta(n)
+	if !ok {
+		c.log.Warn("peer without presenced meta ignored", zap.String("peer", n.Name))
+		return
+	}
+	o := crdt.Origin{Node: m.Node, Incarnation: m.Incarnation}
+	retire := c.noteOrigin(o)
+	c.mu.Lock()
+	_, wasFailed := c.failed[o]
+	delete(c.failed, o)
+	p := c.peers[n.Name]
+	if p == nil && !c.supersededLocked(o) && o.Node != c.self.Node {
+		p = &peer{name: n.Name, origin: o, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+		p.node.Store(n)
+		c.peers[n.Name] = p
+		c.wg.Add(1)
+		go c.sender(p)
+		p.poke()
+		c.log.Info("peer joined", zap.String("peer", n.Name), zap.String("addr", n.Address()))
+	} else if p != nil {
+		p.node.Store(n)
+	}
+	c.mu.Unlock()
+	for _, old := range retire {
+		c.log.Info("node restarted: retiring its previous incarnation", zap.String("node", old.Node),
+			zap.Uint64("old", old.Incarnation), zap.Uint64("new", o.Incarnation))
+		c.cfg.Replica.OriginRetired(old)
+	}
+	if wasFailed {
+		c.cfg.Replica.OriginAlive(o)
+	}
+}
+
+// peerLeft handles a node declared dead or gone: its sessions go stale on
+// this node at once and leave after grace unless resumed elsewhere.
+func (c *Cluster) peerLeft(n *memberlist.Node) {
+	m, ok := parseMeta(n)
+	if !ok || n.Name == c.name {
+		return
+	}
+	o := crdt.Origin{Node: m.Node, Incarnation: m.Incarnation}
+	c.mu.Lock()
+	if p := c.peers[n.Name]; p != nil {
+		close(p.stop)
+		delete(c.peers, n.Name)
+	}
+	superseded := c.supersededLocked(o)
+	if !superseded {
+		c.failed[o] = struct{}{}
+	}
+	c.mu.Unlock()
+	state := "dead"
+	if n.State == memberlist.StateLeft {
+		state = "left"
+	}
+	c.log.Info("peer gone: its sessions are stale until they resume or grace ends",
+		zap.String("peer", n.Name), zap.String("state", state))
+	if !superseded {
+		c.cfg.Replica.OriginFailed(o)
+	}
+}
+
+// noteOrigin records o as seen and returns older incarnations of its node
+// that must be retired.
+func (c *Cluster) noteOrigin(o crdt.Origin) (retire []crdt.Origin) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if o.Node == c.self.Node {
+		if o.Incarnation < c.self.Incarnation {
+			retire = append(retire, o) // our own previous boot
+		}
+		return retire
+	}
+	cur, ok := c.origins[o.Node]
+	switch {
+	case !ok:
+		c.origins[o.Node] = o
+	case cur.Incarnation < o.Incarnation:
+		c.origins[o.Node] = o
+		retire = append(retire, cur)
+		delete(c.failed, cur)
+	case cur.Incarnation > o.Incarnation:
+		retire = append(retire, o)
+	}
+	return retire
+}
+
+// superseded reports whether o is an older incarnation than one seen.
+func (c *Cluster) superseded(o crdt.Origin) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.supersededLocked(o)
+}
+
+func (c *Cluster) supersededLocked(o crdt.Origin) bool {
+	if o.Node == c.self.Node {
+		return o.Incarnation < c.self.Incarnation
+	}
+	cur, ok := c.origins[o.Node]
+	return ok && cur.Incarnation > o.Incarnation
+}
+
+// localState is what memberlist's push/pull sends: our name and our digest
+// (per-origin watermarks, a few bytes per node), never the state itself, so
+// the 20 MiB push/pull cap never bounds how many sessions a cluster holds.
+func (c *Cluster) localState() []byte {
+	d, err := c.cfg.Replica.Digest().MarshalBinary()
+	if err != nil {
+		return nil
+	}
+	return encodeMsg(0, c.name, d)
+}
+
+// mergeRemoteState compares a peer's digest with ours and pulls, from that
+// peer, every origin it holds more of.
+func (c *Cluster) mergeRemoteState(b []byte) {
+	_, sender, body, err := decodeMsg(b)
+	if err != nil {
+		return
+	}
+	var remote crdt.Digest
+	if err := remote.UnmarshalBinary(body); err != nil {
+		c.log.Warn("malformed digest dropped", zap.String("from", sender))
+		return
+	}
+	var retire []crdt.Origin
+	for o := range remote {
+		retire = append(retire, c.noteOrigin(o)...)
+	}
+	for _, o := range retire {
+		c.cfg.Replica.OriginRetired(o)
+	}
+	ours := c.cfg.Replica.Digest()
+	c.mu.Lock()
+	first := c.synced.IsZero()
+	if !c.ready.Load() {
+		for o, s := range remote {
+			c.want[o] = max(c.want[o], s)
+		}
+	}
+	c.mu.Unlock()
+	for o, s := range remote {
+		if o == c.self || c.superseded(o) || ours[o] >= s {
+			continue
+		}
+		c.stats.DigestMismatches.Add(1)
+		// Pull from the worker goroutine: this runs on memberlist's.
+		select {
+		case c.inbox <- encodeMsg(msgWant, sender, originSeq{Origin: o, Seq: s}.encode()):
+		default:
+		}
+	}
+	if first {
+		c.mu.Lock()
+		if c.synced.IsZero() {
+			c.synced = time.Now()
+		}
+		c.mu.Unlock()
+	}
+}

@@ -1,0 +1,271 @@
+package cluster
+
+import (
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"go.uber.org/zap"
+
+	"github.com/presenced/presenced/crdt"
+)
+
+const (
+	// udpMax: a delta message up to this size goes best-effort over UDP (one
+	// packet, ~0.1 ms on a LAN); larger ones go over TCP. memberlist packets
+	// are 1400 bytes; this leaves room for its label and encryption.
+	udpMax = 1200
+	// maxDeltaEntries bounds one message; a big backlog goes as several.
+	maxDeltaEntries = 1000
+	// headInterval: how often a node tells each peer its own watermark, so a
+	// peer that lost the last delta (UDP) notices and pulls within ~2 heads.
+	headInterval = 250 * time.Millisecond
+	// readyTimeout: a joining node that cannot reach some origin's entries
+	// (its only holders died) becomes ready anyway after this.
+	readyTimeout = 10 * time.Second
+)
+
+// peer is one other node and the sender goroutine that pushes this node's
+// own changes to it: at once when the link is idle, coalesced while a send is
+// in flight, so batching adds no fixed delay.
+type peer struct {
+	name   string
+	origin crdt.Origin
+	node   atomic.Pointer[memberlist.Node]
+	sent   uint64 // own seq this peer has been sent up to (sender goroutine only)
+	wake   chan struct{}
+	stop   chan struct{}
+}
+
+func (p *peer) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Notify tells the cluster this node wrote something: every peer's sender
+// wakes. It never blocks (it is called with the engine's lock held).
+func (c *Cluster) Notify() {
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// worker fans out local-write notifications and processes received messages
+// in order, off memberlist's goroutines.
+func (c *Cluster) worker() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.notify:
+			c.mu.Lock()
+			for _, p := range c.peers {
+				p.poke()
+			}
+			c.mu.Unlock()
+		case b := <-c.inbox:
+			c.handle(b)
+		}
+	}
+}
+
+func (c *Cluster) sender(p *peer) {
+	defer c.wg.Done()
+	head := time.NewTicker(headInterval)
+	defer head.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-p.stop:
+			return
+		case <-p.wake:
+			c.push(p)
+		case <-head.C:
+			c.push(p)
+			c.sendHead(p)
+		}
+	}
+}
+
+// push sends p every own entry it has not been sent.
+func (c *Cluster) push(p *peer) {
+	for {
+		d := c.cfg.Replica.DeltaSince(c.self, p.sent, maxDeltaEntries)
+		if len(d.Entries) == 0 {
+			p.sent = max(p.sent, d.To)
+			return
+		}
+		if !c.sendDelta(p.node.Load(), d) {
+			return // retried on the next wake or head
+		}
+		p.sent = d.To
+	}
+}
+
+func (c *Cluster) sendDelta(to *memberlist.Node, d crdt.Delta) bool {
+	body, err := d.MarshalBinary()
+	if err != nil {
+		c.log.Error("encode delta", zap.Error(err))
+		return false
+	}
+	msg := encodeMsg(msgDelta, c.name, body)
+	if len(msg) <= udpMax {
+		err = c.ml.SendBestEffort(to, msg)
+	} else {
+		err = c.ml.SendReliable(to, msg)
+	}
+	if err != nil {
+		c.log.Debug("send delta", zap.String("to", to.Name), zap.Error(err))
+		return false
+	}
+	c.stats.DeltasSent.Add(1)
+	return true
+}
+
+func (c *Cluster) sendHead(p *peer) {
+	wm := c.cfg.Replica.Digest()[c.self]
+	if wm == 0 {
+		return
+	}
+	_ = c.ml.SendBestEffort(p.node.Load(), encodeMsg(msgHead, c.name, originSeq{Origin: c.self, Seq: wm}.encode()))
+}
+
+// receive queues a message from memberlist (which reuses its buffer).
+func (c *Cluster) receive(b []byte) {
+	select {
+	case c.inbox <- append([]byte(nil), b...):
+	default:
+		c.stats.Dropped.Add(1) // heads and anti-entropy repair what is dropped
+	}
+}
+
+func (c *Cluster) handle(b []byte) {
+	typ, sender, body, err := decodeMsg(b)
+	if err != nil {
+		c.log.Warn("malformed cluster message dropped", zap.Error(err))
+		return
+	}
+	switch typ {
+	case msgDelta:
+		var d crdt.Delta
+		if err := d.UnmarshalBinary(body); err != nil {
+			c.log.Warn("malformed delta dropped", zap.String("from", sender), zap.Error(err))
+			return
+		}
+		c.mergeDelta(sender, d)
+	case msgHead:
+		os, err := decodeOriginSeq(body)
+		if err != nil {
+			return
+		}
+		c.checkHead(sender, os)
+	case msgPull:
+		os, err := decodeOriginSeq(body)
+		if err != nil {
+			return
+		}
+		c.answerPull(sender, os)
+	case msgWant:
+		os, err := decodeOriginSeq(body)
+		if err != nil || c.superseded(os.Origin) || c.cfg.Replica.Digest()[os.Origin] >= os.Seq {
+			return
+		}
+		c.pull(sender, os.Origin)
+	}
+}
+
+func (c *Cluster) mergeDelta(sender string, d crdt.Delta) {
+	if d.Origin == c.self || c.superseded(d.Origin) {
+		return
+	}
+	c.stats.DeltasReceived.Add(1)
+	gap, err := c.cfg.Replica.Merge(d)
+	if err != nil {
+		if !errors.Is(err, crdt.ErrClockAhead) {
+			c.log.Debug("delta refused", zap.String("from", sender), zap.Error(err))
+		}
+		return
+	}
+	if gap {
+		c.stats.GapsRepaired.Add(1)
+		c.pull(sender, d.Origin)
+	}
+}
+
+// checkHead pulls when a peer's watermark stayed ahead of ours across two
+// heads (one head may simply overtake a delta in flight).
+func (c *Cluster) checkHead(sender string, h originSeq) {
+	if c.superseded(h.Origin) {
+		return
+	}
+	ours := c.cfg.Replica.Digest()[h.Origin]
+	c.mu.Lock()
+	prev, lagging := c.lag[h.Origin]
+	switch {
+	case ours >= h.Seq:
+		delete(c.lag, h.Origin)
+		lagging = false
+	case lagging && prev == ours:
+		delete(c.lag, h.Origin)
+	default:
+		c.lag[h.Origin] = ours
+		lagging = false
+	}
+	c.mu.Unlock()
+	if lagging {
+		c.stats.GapsRepaired.Add(1)
+		c.pull(sender, h.Origin)
+	}
+}
+
+// pull asks peer `from` for origin o's entries after what we hold.
+func (c *Cluster) pull(from string, o crdt.Origin) {
+	node := c.nodeNamed(from)
+	if node == nil {
+		return
+	}
+	c.stats.Pulls.Add(1)
+	after := c.cfg.Replica.Digest()[o]
+	_ = c.ml.SendReliable(node, encodeMsg(msgPull, c.name, originSeq{Origin: o, Seq: after}.encode()))
+}
+
+// answerPull streams origin o's entries after seq to the asking peer.
+func (c *Cluster) answerPull(to string, req originSeq) {
+	node := c.nodeNamed(to)
+	if node == nil {
+		return
+	}
+	after := req.Seq
+	for {
+		d := c.cfg.Replica.DeltaSince(req.Origin, after, maxDeltaEntries)
+		if len(d.Entries) == 0 && d.To <= after {
+			return
+		}
+		body, err := d.MarshalBinary()
+		if err != nil {
+			return
+		}
+		if err := c.ml.SendReliable(node, encodeMsg(msgDelta, c.name, body)); err != nil {
+			return
+		}
+		if len(d.Entries) == 0 || d.To <= after {
+			return
+		}
+		after = d.To
+	}
+}
+
+func (c *Cluster) nodeNamed(name string) *memberlist.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.peers[name]; p != nil {
+		return p.node.Load()
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/presenced/presenced/crdt"
+)
+
+// Messages between nodes, sent with memberlist's user messaging. Each is
+//
+//	type(1) | sender name (uvarint length + bytes) | body
+//
+// Bodies: delta → crdt.Delta binary; head → origin + seq (the sender's own
+// watermark, so a receiver that missed the last delta notices); pull →
+// origin + after (send me that origin's entries after seq).
+const (
+	msgDelta byte = 1
+	msgHead  byte = 2
+	msgPull  byte = 3
+	// msgWant is queued internally (never sent): pull origin from the named
+	// peer, whose digest showed it holds more.
+	msgWant byte = 4
+)
+
+var errBadMessage = errors.New("cluster: malformed message")
+
+func encodeMsg(typ byte, sender string, body []byte) []byte {
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(sender)+len(body))
+	b = append(b, typ)
+	b = binary.AppendUvarint(b, uint64(len(sender)))
+	b = append(b, sender...)
+	return append(b, body...)
+}
+
+func decodeMsg(b []byte) (typ byte, sender string, body []byte, err error) {
+	if len(b) < 2 {
+		return 0, "", nil, errBadMessage
+	}
+	typ = b[0]
+	n, k := binary.Uvarint(b[1:])
+	if k <= 0 || n > 1024 || uint64(len(b)-1-k) < n {
+		return 0, "", nil, errBadMessage
+	}
+	sender = string(b[1+k : 1+k+int(n)])
+	return typ, sender, b[1+k+int(n):], nil
+}
+
+// originSeq is the body of head and pull messages.
+type originSeq struct {
+	Origin crdt.Origin
+	Seq    uint64
+}
+
+func (o originSeq) encode() []byte {
+	b := binary.AppendUvarint(nil, uint64(len(o.Origin.Node)))
+	b = append(b, o.Origin.Node...)
+	b = binary.AppendUvarint(b, o.Origin.Incarnation)
+	return binary.AppendUvarint(b, o.Seq)
+}
+
+func decodeOriginSeq(b []byte) (originSeq, error) {
+	var o originSeq
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > crdt.MaxNodeLen || uint64(len(b)-k) < n {
+		return o, errBadMessage
+	}
+	o.Origin.Node = string(b[k : k+int(n)])
+	b = b[k+int(n):]
+	if o.Origin.Incarnation, k = binary.Uvarint(b); k <= 0 {
+		return o, errBadMessage
+	}
+	b = b[k:]
+	if o.Seq, k = binary.Uvarint(b); k <= 0 || k != len(b) {
+		return o, fmt.Errorf("%w: trailing bytes", errBadMessage)
+	}
+	return o, nil
+}
