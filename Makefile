@@ -10,7 +10,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 30s
 
-.PHONY: help build run test test-short vet tidy-check smoke bench fuzz clean
+.PHONY: help build run test test-short vet tidy-check smoke bench fuzz clean cluster-start cluster-stop cluster-kill cluster-restart cluster-status
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -27,7 +27,7 @@ test: vet tidy-check ## vet, go.mod check, every test with -race, and the README
 
 smoke: build ## start a node on random ports and run scripts/smoke.sh (the README tour) against it
 	@port=$$((20000 + RANDOM % 20000)); dir=$$(mktemp -d); \
-	  ./$(BIN)/presenced --listen 127.0.0.1:$$port --raft-addr 127.0.0.1:$$((port + 1)) --data-dir $$dir --node-name smoke \
+	  ./$(BIN)/presenced --listen 127.0.0.1:$$port --raft-addr 127.0.0.1:$$((port + 1)) --gossip-addr 127.0.0.1:$$((port + 2)) --data-dir $$dir --node-name smoke \
 	    > $$dir/node.log 2>&1 & pid=$$!; \
 	  trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf '"$$dir" EXIT; \
 	  for i in $$(seq 1 100); do curl -sf 127.0.0.1:$$port/healthz >/dev/null && break; sleep 0.05; done; \
@@ -57,5 +57,21 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
+N ?= 3
+cluster-start: build ## start a local cluster of N nodes (default 3) on 127.0.0.1 (see scripts/cluster.sh)
+	scripts/cluster.sh start $(N)
+
+cluster-stop: ## stop the local cluster gracefully
+	scripts/cluster.sh stop
+
+cluster-kill: ## kill -9 node NODE of the local cluster
+	scripts/cluster.sh kill $(NODE)
+
+cluster-restart: ## start node NODE again (a new incarnation)
+	scripts/cluster.sh restart $(NODE)
+
+cluster-status: ## list running nodes and their readiness
+	scripts/cluster.sh status
+
 clean: ## remove build output and the default data dir
-	rm -rf $(BIN) data
+	rm -rf $(BIN) data cluster-data

@@ -9,11 +9,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/presenced/presenced/cluster"
+	"github.com/presenced/presenced/crdt"
 	"github.com/presenced/presenced/gateway"
 	"github.com/presenced/presenced/session"
 )
@@ -49,19 +52,42 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 	if err != nil {
 		return fmt.Errorf("room metadata store: %w", err)
 	}
-	// 2. The session engine.
+	// 2. The session engine; its writes wake the cluster's senders.
+	var clusterRef atomic.Pointer[cluster.Cluster]
 	engine := session.New(session.Config{
+		OnLocalWrite: func(crdt.Entry) {
+			if c := clusterRef.Load(); c != nil {
+				c.Notify()
+			}
+		},
 		Node: cfg.NodeName, IdleAfter: cfg.IdleAfter, AwayAfter: cfg.AwayAfter, Grace: cfg.SessionGrace,
 		HeartbeatTTL: cfg.HeartbeatTTL, TypingTimeout: cfg.TypingTimeout, LastSeenTTL: cfg.LastSeenTTL,
 		MaxRoomsPerSession: cfg.MaxRoomsPerSession, MaxDataBytes: cfg.MaxDataBytes, MaxIDBytes: cfg.MaxIDBytes,
 		MaxSessionsPerUser: cfg.MaxSessionsPerUser, Rooms: roomSettings{meta}, Logger: log.Named("session"),
 	})
-	// 3. The gateway.
+	// 3. Membership and replication of sessions (memberlist).
+	members, err := cluster.New(cluster.Config{
+		Replica: engine, GossipAddr: cfg.GossipAddr, Advertise: cfg.GossipAdvertise, Profile: cfg.GossipProfile,
+		Key: cfg.GossipKey, Label: cfg.ClusterLabel, RaftAddr: cfg.RaftAddr, HTTPAddr: cfg.Listen,
+		Join: splitList(cfg.Join), Logger: log.Named("cluster"),
+	})
+	if err != nil {
+		engine.Stop()
+		_ = meta.Close()
+		return err
+	}
+	clusterRef.Store(members)
+	if err := members.Join(splitList(cfg.Join)); err != nil {
+		// Not fatal: the peers may start later; memberlist keeps the node up
+		// and /readyz stays 503 until it has joined and caught up.
+		log.Warn("join failed; retry by restarting with --join, or let peers join this node", zap.Error(err))
+	}
+	// 4. The gateway.
 	gw := gateway.New(gateway.Config{
 		Node: cfg.NodeName, HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatTTL: cfg.HeartbeatTTL,
 		MaxFrameBytes: cfg.MaxFrameBytes, RateLimit: cfg.RateLimit, SendQueue: cfg.SendQueue,
 		SendQueueBytes: cfg.SendQueueBytes, MaxSubscriptions: cfg.MaxSubscriptions,
-		Ready: meta.Ready, Meta: metaStore{meta}, Logger: log.Named("gateway"),
+		Ready: func() bool { return meta.Ready() && members.Ready() }, Meta: metaStore{meta}, Logger: log.Named("gateway"),
 		Grace: cfg.SessionGrace, IdleAfter: cfg.IdleAfter, AwayAfter: cfg.AwayAfter, TypingTimeout: cfg.TypingTimeout,
 		MaxDataBytes: cfg.MaxDataBytes, MaxIDBytes: cfg.MaxIDBytes, MaxRoomsPerSession: cfg.MaxRoomsPerSession,
 	}, engine, auth)
@@ -69,6 +95,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		gw.Close()
+		_ = members.Shutdown()
 		engine.Stop()
 		_ = meta.Close()
 		return fmt.Errorf("listen: %w", err)
@@ -77,7 +104,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("presenced serving", zap.String("version", version), zap.String("node", cfg.NodeName),
-		zap.String("listen", ln.Addr().String()), zap.String("raft", cfg.RaftAddr), zap.String("data_dir", dataDir),
+		zap.String("listen", ln.Addr().String()), zap.String("raft", cfg.RaftAddr), zap.String("gossip", members.Addr()), zap.String("data_dir", dataDir),
 		zap.Bool("open_mode", auth.Open()))
 	if ready != nil {
 		ready <- ln.Addr().String()
@@ -102,8 +129,13 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		_ = srv.Close()
 	}
-	// 3. Stop the gateway's janitor, then the engine's timers: nothing
-	//    writes session state after this.
+	// 3. Leave the cluster: peers mark this node's sessions stale at once
+	//    (their clients are reconnecting elsewhere inside grace), then stop
+	//    gossip, the gateway's janitor and the engine's timers.
+	if err := members.Leave(2 * time.Second); err != nil {
+		log.Warn("leaving the cluster", zap.Error(err))
+	}
+	_ = members.Shutdown()
 	gw.Close()
 	engine.Stop()
 	// 4. Close raft last: metadata reads were needed until now.
@@ -112,6 +144,17 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 	}
 	log.Info("presenced stopped")
 	return runErr
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // isLoopback reports whether a listen address binds only loopback.

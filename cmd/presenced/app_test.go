@@ -20,7 +20,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func testConfig(t *testing.T, dir string) Config {
-	cfg, err := LoadConfig([]string{"--listen", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--data-dir", dir, "--node-name", "t1"},
+	cfg, err := LoadConfig([]string{"--listen", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--gossip-profile", "local", "--data-dir", dir, "--node-name", "t1"},
 		func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)

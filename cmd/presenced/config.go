@@ -23,7 +23,13 @@ type Config struct {
 	Listen             string        // HTTP + WebSocket address
 	DataDir            string        // Raft log and snapshots
 	NodeName           string        // unique name in the cluster
-	RaftAddr           string        // Raft and gossip address
+	RaftAddr           string        // Raft address
+	GossipAddr         string        // memberlist bind address (UDP and TCP)
+	GossipAdvertise    string        // address peers use, if not GossipAddr
+	Join               string        // comma-separated peers to join
+	GossipProfile      string        // lan, wan, local
+	GossipKey          string        // base64 AES key for gossip encryption
+	ClusterLabel       string        // peers with another label are refused
 	SessionGrace       time.Duration // how long a dropped session is kept
 	IdleAfter          time.Duration // inactivity before "idle"
 	AwayAfter          time.Duration // inactivity before "away"
@@ -89,7 +95,15 @@ func settings(c *Config) []setting {
 		{"listen", "HTTP and WebSocket listen address (host:port)", "127.0.0.1:7070", &c.Listen, 0},
 		{"data-dir", "directory for Raft log and snapshots", "./data", &c.DataDir, 0},
 		{"node-name", "unique node name in the cluster (default: hostname)", hostname(), &c.NodeName, 0},
-		{"raft-addr", "Raft and cluster address (host:port)", "127.0.0.1:7071", &c.RaftAddr, 0},
+		{"raft-addr", "Raft address for room metadata (host:port)", "127.0.0.1:7071", &c.RaftAddr, 0},
+		{"gossip-addr", "gossip (memberlist) bind address, UDP and TCP (host:port)", "127.0.0.1:7946", &c.GossipAddr, 0},
+		{"gossip-advertise", "gossip address peers should use, if not --gossip-addr (host:port)", "", &c.GossipAdvertise, 0},
+		{"join", "comma-separated peers to join (host:port; a DNS name may resolve to several)", "", &c.Join, 0},
+		// lan suits one data centre; wan keeps memberlist's long timeouts for
+		// regions; local is for one machine (dev, tests).
+		{"gossip-profile", "gossip timing profile: lan, wan or local", "lan", &c.GossipProfile, 0},
+		{"gossip-key", "base64 AES key (16, 24 or 32 bytes) encrypting gossip; empty: no encryption", "", &c.GossipKey, 0},
+		{"cluster-label", "cluster label: nodes with another label are refused", "", &c.ClusterLabel, 0},
 		// Long enough to ride out a network change or a page reload, short
 		// enough that a closed tab disappears promptly.
 		{"session-grace", "how long a disconnected session stays present before it is removed", 15 * time.Second, &c.SessionGrace, 0},
@@ -467,6 +481,14 @@ func (c Config) Validate() error {
 	}
 	if err := checkHostPort(c.Listen); err != nil {
 		bad("listen", "%v", err)
+	}
+	if err := checkHostPort(c.GossipAddr); err != nil {
+		bad("gossip-addr", "%v", err)
+	}
+	switch c.GossipProfile {
+	case "lan", "wan", "local":
+	default:
+		bad("gossip-profile", "want lan, wan or local, got %q", c.GossipProfile)
 	}
 	if err := checkHostPort(c.RaftAddr); err != nil {
 		bad("raft-addr", "%v", err)

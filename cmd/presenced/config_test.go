@@ -40,6 +40,8 @@ func TestConfigDefaults(t *testing.T) {
 		DataDir:            "./data",
 		NodeName:           hostname(),
 		RaftAddr:           "127.0.0.1:7071",
+		GossipAddr:         "127.0.0.1:7946",
+		GossipProfile:      "lan",
 		SessionGrace:       15 * time.Second,
 		IdleAfter:          60 * time.Second,
 		AwayAfter:          5 * time.Minute,
