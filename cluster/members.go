@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +25,7 @@ type Config struct {
 	Advertise  string   // host:port peers should use; "" = GossipAddr (or the bound port)
 	Join       []string // peers to join (host:port; a DNS name may resolve to several)
 	Profile    string   // lan (default), wan, local
-	Key        string   // base64 AES key (16, 24 or 32 bytes) for gossip encryption; "" = none
+	Key        string   // base64 AES keys (16, 24 or 32 bytes), comma-separated: the first encrypts, all decrypt; "" = none
 	Label      string   // cluster label: peers with another label are refused
 	RaftAddr   string   // advertised in node meta (raft bootstrap, next step)
 	HTTPAddr   string   // advertised in node meta
@@ -111,11 +112,15 @@ func New(cfg Config) (*Cluster, error) {
 		}
 	}
 	if cfg.Key != "" {
-		key, err := base64.StdEncoding.DecodeString(cfg.Key)
-		if err != nil {
-			return nil, fmt.Errorf("cluster: --gossip-key is not base64: %w", err)
+		var keys [][]byte
+		for _, k := range strings.Split(cfg.Key, ",") {
+			key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k))
+			if err != nil {
+				return nil, fmt.Errorf("cluster: --gossip-key is not base64: %w", err)
+			}
+			keys = append(keys, key)
 		}
-		if mc.Keyring, err = memberlist.NewKeyring(nil, key); err != nil {
+		if mc.Keyring, err = memberlist.NewKeyring(keys, keys[0]); err != nil {
 			return nil, fmt.Errorf("cluster: --gossip-key: %w", err)
 		}
 	}

@@ -30,12 +30,13 @@ const (
 // own changes to it: at once when the link is idle, coalesced while a send is
 // in flight, so batching adds no fixed delay.
 type peer struct {
-	name   string
-	origin crdt.Origin
-	node   atomic.Pointer[memberlist.Node]
-	sent   uint64 // own seq this peer has been sent up to (sender goroutine only)
-	wake   chan struct{}
-	stop   chan struct{}
+	name    string
+	origin  crdt.Origin
+	node    atomic.Pointer[memberlist.Node]
+	sent    uint64        // own seq this peer has been sent up to (sender goroutine only)
+	sentSeq atomic.Uint64 // a copy of sent for metrics
+	wake    chan struct{}
+	stop    chan struct{}
 }
 
 func (p *peer) poke() {
@@ -99,12 +100,14 @@ func (c *Cluster) push(p *peer) {
 		d := c.cfg.Replica.DeltaSince(c.self, p.sent, maxDeltaEntries)
 		if len(d.Entries) == 0 {
 			p.sent = max(p.sent, d.To)
+			p.sentSeq.Store(p.sent)
 			return
 		}
 		if !c.sendDelta(p.node.Load(), d) {
 			return // retried on the next wake or head
 		}
 		p.sent = d.To
+		p.sentSeq.Store(p.sent)
 	}
 }
 

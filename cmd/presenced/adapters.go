@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/presenced/presenced/cluster"
 	"github.com/presenced/presenced/gateway"
 	"github.com/presenced/presenced/session"
@@ -79,4 +81,21 @@ func mapMetaErr(err error) error {
 		return fmt.Errorf("%w: %v", gateway.ErrMetaNotFound, err)
 	}
 	return fmt.Errorf("%w: %v", gateway.ErrMetaUnavailable, err)
+}
+
+// registerRaftMetrics exports the raft metadata store's state.
+func registerRaftMetrics(reg prometheus.Registerer, meta *cluster.Meta) {
+	gauge := func(name, help string, v func(cluster.MetaStats) float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+			func() float64 { return v(meta.Stats()) }))
+	}
+	gauge("presenced_raft_leader", "1 if this node is the raft leader.", func(s cluster.MetaStats) float64 {
+		if s.State == "Leader" {
+			return 1
+		}
+		return 0
+	})
+	gauge("presenced_raft_commit_index", "Raft commit index.", func(s cluster.MetaStats) float64 { return float64(s.CommitIndex) })
+	gauge("presenced_raft_applied_index", "Raft applied index.", func(s cluster.MetaStats) float64 { return float64(s.AppliedIndex) })
+	gauge("presenced_room_metadata", "Rooms with metadata.", func(s cluster.MetaStats) float64 { return float64(s.Rooms) })
 }

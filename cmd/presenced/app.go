@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/presenced/presenced/cluster"
@@ -82,9 +83,13 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 		// and /readyz stays 503 until it has joined and caught up.
 		log.Warn("join failed; retry by restarting with --join, or let peers join this node", zap.Error(err))
 	}
-	// 4. The gateway.
+	// 4. The gateway, with the cluster's and raft's series on its registry.
+	reg := prometheus.NewRegistry()
+	members.RegisterMetrics(reg)
+	registerRaftMetrics(reg, meta)
 	gw := gateway.New(gateway.Config{
-		Node: cfg.NodeName, HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatTTL: cfg.HeartbeatTTL,
+		Registry: reg,
+		Node:     cfg.NodeName, HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatTTL: cfg.HeartbeatTTL,
 		MaxFrameBytes: cfg.MaxFrameBytes, RateLimit: cfg.RateLimit, SendQueue: cfg.SendQueue,
 		SendQueueBytes: cfg.SendQueueBytes, MaxSubscriptions: cfg.MaxSubscriptions,
 		Ready: func() bool { return meta.Ready() && members.Ready() }, Meta: metaStore{meta}, Logger: log.Named("gateway"),

@@ -102,6 +102,10 @@ func TestNodeEndToEnd(t *testing.T) {
 		t.Fatalf("healthz %d %s", code, body)
 	}
 	waitReady(t, base)
+	if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, `presenced_cluster_members{state="alive"} 1`) ||
+		!strings.Contains(body, "presenced_raft_leader 1") || !strings.Contains(body, "presenced_cluster_deltas_sent_total") {
+		t.Fatalf("metrics lack cluster or raft series")
+	}
 	if code, body := put(t, base+"/v1/rooms/small/meta", `{"max_members":1,"metadata":{"title":"Small"}}`); code != 200 || !strings.Contains(body, `"max_members":1`) {
 		t.Fatalf("put meta %d %s", code, body)
 	}

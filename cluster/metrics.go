@@ -1,0 +1,75 @@
+package cluster
+
+import (
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// RegisterMetrics adds the cluster's series to reg: members by state,
+// replication counters, and per-peer replication lag (own entries not yet
+// sent to that peer), all read at scrape time.
+func (c *Cluster) RegisterMetrics(reg prometheus.Registerer) {
+	counter := func(name, help string, v func() uint64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v()) }))
+	}
+	counter("presenced_cluster_deltas_sent_total", "Deltas of this node's sessions sent to peers.", c.stats.DeltasSent.Load)
+	counter("presenced_cluster_deltas_received_total", "Deltas received from peers.", c.stats.DeltasReceived.Load)
+	counter("presenced_cluster_gaps_repaired_total", "Gaps (from sequence numbers or heads) repaired by a pull.", c.stats.GapsRepaired.Load)
+	counter("presenced_cluster_pulls_total", "Pull requests sent.", c.stats.Pulls.Load)
+	counter("presenced_cluster_digest_mismatches_total", "Origins found behind a peer's digest in anti-entropy.", c.stats.DigestMismatches.Load)
+	counter("presenced_cluster_inbox_dropped_total", "Messages dropped because the inbox was full (repaired later).", c.stats.Dropped.Load)
+	reg.MustRegister(clusterCollector{c})
+}
+
+var (
+	membersDesc = prometheus.NewDesc("presenced_cluster_members", "Cluster members by state, as this node sees them.", []string{"state"}, nil)
+	lagDesc     = prometheus.NewDesc("presenced_cluster_replication_lag_entries",
+		"This node's changes not yet sent to a peer (sequence numbers behind).", []string{"peer"}, nil)
+)
+
+type clusterCollector struct{ c *Cluster }
+
+func (cc clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- membersDesc
+	ch <- lagDesc
+}
+
+func (cc clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	c := cc.c
+	states := map[string]int{"alive": 0, "suspect": 0, "dead": 0, "left": 0}
+	for _, n := range c.ml.Members() {
+		switch n.State {
+		case memberlist.StateAlive:
+			states["alive"]++
+		case memberlist.StateSuspect:
+			states["suspect"]++
+		case memberlist.StateDead:
+			states["dead"]++
+		case memberlist.StateLeft:
+			states["left"]++
+		}
+	}
+	c.mu.Lock()
+	states["dead"] += len(c.failed)
+	type lag struct {
+		peer string
+		sent uint64
+	}
+	lags := make([]lag, 0, len(c.peers))
+	for name, p := range c.peers {
+		lags = append(lags, lag{name, p.sentSeq.Load()})
+	}
+	c.mu.Unlock()
+	for st, n := range states {
+		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(n), st)
+	}
+	own := c.cfg.Replica.Digest()[c.self]
+	for _, l := range lags {
+		behind := float64(0)
+		if own > l.sent {
+			behind = float64(own - l.sent)
+		}
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, behind, l.peer)
+	}
+}
