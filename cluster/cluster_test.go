@@ -102,7 +102,7 @@ func threeNodes(t *testing.T, grace time.Duration) (a, b, c *testNode) {
 	b = startNode(t, "n2", 1, grace, a.c.Addr())
 	c = startNode(t, "n3", 1, grace, a.c.Addr())
 	eventually(t, 5*time.Second, "3 members everywhere", func() bool {
-		return len(a.c.Members()) == 3 && len(b.c.Members()) == 3 && len(c.c.Members()) == 3
+		return a.c.NumMembers() == 3 && b.c.NumMembers() == 3 && c.c.NumMembers() == 3
 	})
 	return a, b, c
 }

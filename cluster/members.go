@@ -27,9 +27,22 @@ type Config struct {
 	Profile    string   // lan (default), wan, local
 	Key        string   // base64 AES keys (16, 24 or 32 bytes), comma-separated: the first encrypts, all decrypt; "" = none
 	Label      string   // cluster label: peers with another label are refused
-	RaftAddr   string   // advertised in node meta (raft bootstrap, next step)
+	RaftAddr   string   // advertised in node meta (raft bootstrap); Meta.Addr() if Meta is set
 	HTTPAddr   string   // advertised in node meta
 	Logger     *zap.Logger
+
+	// Meta, if set, is the room-metadata raft store this cluster manages:
+	// bootstrap once BootstrapExpect servers are visible, new nodes added as
+	// non-voters and promoted, dead ones removed, writes forwarded to the
+	// leader (raftmgr.go, forward.go).
+	Meta *Meta
+	// BootstrapExpect: servers to wait for before bootstrapping raft. 0 means
+	// 1 without Join (a lone node bootstraps itself) and never with Join
+	// (the node is added to the existing group by its leader).
+	BootstrapExpect int
+	// DeadServerTimeout: how long a failed node stays in the raft group
+	// before the leader removes it (default 30 s; 5 s in the local profile).
+	DeadServerTimeout time.Duration
 }
 
 // meta is what a node advertises to peers (memberlist node meta, ≤ 512 bytes).
@@ -38,6 +51,7 @@ type meta struct {
 	Incarnation uint64 `json:"i"` // boot epoch
 	Raft        string `json:"r,omitempty"`
 	HTTP        string `json:"h,omitempty"`
+	RaftState   bool   `json:"s,omitempty"` // this node is in a raft group already
 }
 
 // Cluster is this node's membership and session replication.
@@ -56,11 +70,17 @@ type Cluster struct {
 	lag     map[crdt.Origin]uint64   // our watermark when a head showed us behind
 	want    crdt.Digest              // what peers announced when we joined (readiness)
 	synced  time.Time                // when the first remote state arrived
+	metaMu  sync.Mutex               // guards meta (the advertised bytes)
+	lost    map[string]time.Time     // stable node name → when it failed (raft removal)
+	added   map[string]time.Time     // stable node name → when it was added as a non-voter
+	pending map[uint64]chan forwardReply
+	corr    atomic.Uint64
 
 	inbox    chan []byte
 	notify   chan struct{}
 	stop     chan struct{}
 	wg       sync.WaitGroup
+	bg       sync.WaitGroup // forwarded writes being applied
 	ready    atomic.Bool
 	shutdown sync.Once
 	stats    Stats
@@ -92,11 +112,26 @@ func New(cfg Config) (*Cluster, error) {
 		failed:  make(map[crdt.Origin]struct{}),
 		lag:     make(map[crdt.Origin]uint64),
 		want:    make(crdt.Digest),
+		lost:    make(map[string]time.Time),
+		added:   make(map[string]time.Time),
+		pending: make(map[uint64]chan forwardReply),
 		inbox:   make(chan []byte, 4096),
 		notify:  make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
-	c.meta, _ = json.Marshal(meta{Node: self.Node, Incarnation: self.Incarnation, Raft: cfg.RaftAddr, HTTP: cfg.HTTPAddr})
+	if cfg.Meta != nil {
+		cfg.RaftAddr = cfg.Meta.Addr()
+		c.cfg.RaftAddr = cfg.RaftAddr
+	}
+	if cfg.DeadServerTimeout <= 0 {
+		cfg.DeadServerTimeout = 30 * time.Second
+		if cfg.Profile == ProfileLocal {
+			cfg.DeadServerTimeout = 5 * time.Second
+		}
+		c.cfg.DeadServerTimeout = cfg.DeadServerTimeout
+	}
+	c.meta, _ = json.Marshal(meta{Node: self.Node, Incarnation: self.Incarnation, Raft: cfg.RaftAddr, HTTP: cfg.HTTPAddr,
+		RaftState: cfg.Meta != nil && cfg.Meta.HasState()})
 	if len(c.meta) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("cluster: node meta of %d bytes (max %d): shorten the node name or addresses", len(c.meta), memberlist.MetaMaxSize)
 	}
@@ -138,6 +173,11 @@ func New(cfg Config) (*Cluster, error) {
 	c.ml = ml
 	c.wg.Add(1)
 	go c.worker()
+	if cfg.Meta != nil {
+		cfg.Meta.SetForwarder(c.forwardToLeader)
+		c.wg.Add(1)
+		go c.raftManager()
+	}
 	if len(cfg.Join) == 0 {
 		c.ready.Store(true) // the first node of a cluster has nothing to catch up on
 	}
@@ -205,8 +245,8 @@ func (c *Cluster) Ready() bool {
 	return true
 }
 
-// Members returns the alive members as memberlist sees them.
-func (c *Cluster) Members() []*memberlist.Node { return c.ml.Members() }
+// NumMembers counts the alive members, this node included.
+func (c *Cluster) NumMembers() int { return c.ml.NumMembers() }
 
 // Leave announces a graceful departure: peers mark this node's sessions
 // stale (the clients reconnect elsewhere inside grace).
@@ -219,11 +259,14 @@ func (c *Cluster) Shutdown() error {
 		close(c.stop)
 		err = c.ml.Shutdown()
 		c.wg.Wait()
+		c.bg.Wait()
 	})
 	return err
 }
 
 func (c *Cluster) nodeMeta(limit int) []byte {
+	c.metaMu.Lock()
+	defer c.metaMu.Unlock()
 	if len(c.meta) > limit {
 		return nil
 	}

@@ -24,17 +24,22 @@ func (c *Cluster) peerJoined(n *memberlist.Node) {
 	c.mu.Lock()
 	_, wasFailed := c.failed[o]
 	delete(c.failed, o)
+	delete(c.lost, o.Node)
+	// memberlist calls this with its node lock held and later mutates the
+	// node in place: keep a copy, never the pointer.
+	cp := *n
 	p := c.peers[n.Name]
 	if p == nil && !c.supersededLocked(o) && o.Node != c.self.Node {
-		p = &peer{name: n.Name, origin: o, wake: make(chan struct{}, 1), stop: make(chan struct{})}
-		p.node.Store(n)
+		p = &peer{name: n.Name, origin: o, meta: m, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+		p.node.Store(&cp)
 		c.peers[n.Name] = p
 		c.wg.Add(1)
 		go c.sender(p)
 		p.poke()
 		c.log.Info("peer joined", zap.String("peer", n.Name), zap.String("addr", n.Address()))
 	} else if p != nil {
-		p.node.Store(n)
+		p.node.Store(&cp)
+		p.meta = m
 	}
 	c.mu.Unlock()
 	for _, old := range retire {
@@ -63,6 +68,7 @@ func (c *Cluster) peerLeft(n *memberlist.Node) {
 	superseded := c.supersededLocked(o)
 	if !superseded {
 		c.failed[o] = struct{}{}
+		c.lost[o.Node] = time.Now()
 	}
 	c.mu.Unlock()
 	state := "dead"

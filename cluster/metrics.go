@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -23,7 +22,7 @@ func (c *Cluster) RegisterMetrics(reg prometheus.Registerer) {
 }
 
 var (
-	membersDesc = prometheus.NewDesc("presenced_cluster_members", "Cluster members by state, as this node sees them.", []string{"state"}, nil)
+	membersDesc = prometheus.NewDesc("presenced_cluster_members", "Cluster members as this node sees them: alive (suspects included) and failed (declared dead or gone, sessions stale or dropped).", []string{"state"}, nil)
 	lagDesc     = prometheus.NewDesc("presenced_cluster_replication_lag_entries",
 		"This node's changes not yet sent to a peer (sequence numbers behind).", []string{"peer"}, nil)
 )
@@ -37,21 +36,12 @@ func (cc clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (cc clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	c := cc.c
-	states := map[string]int{"alive": 0, "suspect": 0, "dead": 0, "left": 0}
-	for _, n := range c.ml.Members() {
-		switch n.State {
-		case memberlist.StateAlive:
-			states["alive"]++
-		case memberlist.StateSuspect:
-			states["suspect"]++
-		case memberlist.StateDead:
-			states["dead"]++
-		case memberlist.StateLeft:
-			states["left"]++
-		}
-	}
+	// memberlist's Members() hands out nodes it mutates in place, so the
+	// counts come from our own view: alive members (suspects included, as
+	// memberlist counts them) and members declared dead or gone.
+	states := map[string]int{"alive": c.ml.NumMembers(), "failed": 0}
 	c.mu.Lock()
-	states["dead"] += len(c.failed)
+	states["failed"] = len(c.failed)
 	type lag struct {
 		peer string
 		sent uint64

@@ -32,6 +32,7 @@ const (
 type peer struct {
 	name    string
 	origin  crdt.Origin
+	meta    meta // as last advertised (guarded by Cluster.mu)
 	node    atomic.Pointer[memberlist.Node]
 	sent    uint64        // own seq this peer has been sent up to (sender goroutine only)
 	sentSeq atomic.Uint64 // a copy of sent for metrics
@@ -174,6 +175,14 @@ func (c *Cluster) handle(b []byte) {
 			return
 		}
 		c.answerPull(sender, os)
+	case msgMetaCmd:
+		c.bg.Add(1)
+		go func(body []byte) {
+			defer c.bg.Done()
+			c.answerMetaCmd(sender, body)
+		}(append([]byte(nil), body...))
+	case msgMetaResult:
+		c.deliverMetaResult(body)
 	case msgWant:
 		os, err := decodeOriginSeq(body)
 		if err != nil || c.superseded(os.Origin) || c.cfg.Replica.Digest()[os.Origin] >= os.Seq {

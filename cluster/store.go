@@ -56,6 +56,12 @@ type Meta struct {
 	// store opened; Ready needs the FSM to have applied it.
 	startIndex uint64
 
+	addr      raft.ServerAddress // this node's raft address (bound port if :0 was asked)
+	id        raft.ServerID
+	snaps     raft.SnapshotStore
+	conf      *raft.Config
+	trans     raft.Transport
+	forward   atomic.Pointer[Forwarder]
 	closed    atomic.Bool
 	closeCh   chan struct{}
 	closeOnce sync.Once
@@ -187,6 +193,7 @@ func (s *Meta) start(cfg MetaConfig, timing raftConfigTiming, hlog hclog.Logger,
 		return fmt.Errorf("cluster: start raft: %w", err)
 	}
 	s.raft = r
+	s.addr, s.id, s.snaps, s.conf, s.trans = trans.LocalAddr(), conf.LocalID, snaps, conf, trans
 	return nil
 }
 
@@ -258,6 +265,12 @@ func (s *Meta) Delete(ctx context.Context, room, requestID string) error {
 // It is the one write path: the forwarding layer (next issue) will call it
 // on the leader with a command received from a follower.
 func (s *Meta) apply(ctx context.Context, cmd command) (result, error) {
+	return s.applyVia(ctx, cmd, true)
+}
+
+// applyVia is apply; forward false never ships the command to the leader
+// (it came from a follower already).
+func (s *Meta) applyVia(ctx context.Context, cmd command, forward bool) (result, error) {
 	if s.closed.Load() {
 		return result{}, ErrClosed
 	}
@@ -271,6 +284,11 @@ func (s *Meta) apply(ctx context.Context, cmd command) (result, error) {
 		return result{}, err
 	}
 	if s.raft.State() != raft.Leader {
+		if f := s.forward.Load(); f != nil && forward {
+			// Writes are accepted on any node: a follower ships the command,
+			// which is self-contained and idempotent, to the leader.
+			return (*f)(ctx, cmd)
+		}
 		return result{}, ErrNotLeader
 	}
 	data, err := json.Marshal(cmd)
@@ -433,6 +451,14 @@ func (s *Meta) Close() error {
 		close(s.closeCh)
 		// raft first: it writes to bolt until its goroutines stop.
 		errRaft := s.raft.Shutdown().Error()
+		// raft does not close its transport: drop our pooled connections (so
+		// peers' handlers see EOF) and stop listening.
+		if nt, ok := s.trans.(*raft.NetworkTransport); ok {
+			nt.CloseStreams()
+		}
+		if c, ok := s.trans.(raft.WithClose); ok {
+			_ = c.Close()
+		}
 		errBolt := s.bolt.Close()
 		s.closeErr = errors.Join(errRaft, errBolt)
 	})

@@ -46,9 +46,19 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 	dataDir, _ := filepath.Abs(cfg.DataDir)
 
 	// 1. Room metadata (raft): a lone node bootstraps itself.
+	// A node bootstraps raft alone at open when it is meant to be a
+	// single-node cluster; with --bootstrap-expect N > 1 the cluster's raft
+	// manager bootstraps once N servers are visible; a --join node without
+	// it is added to the existing group by the leader.
+	join := splitList(cfg.Join)
+	timing := cluster.TimingLAN
+	if cfg.GossipProfile == cluster.ProfileLocal {
+		timing = cluster.TimingLocal
+	}
 	meta, err := cluster.OpenMeta(cluster.MetaConfig{
-		DataDir: cfg.DataDir, NodeID: cfg.NodeName, RaftAddr: cfg.RaftAddr, Bootstrap: true,
-		Logger: log.Named("raft"), Timing: "lan",
+		DataDir: cfg.DataDir, NodeID: cfg.NodeName, RaftAddr: cfg.RaftAddr,
+		Bootstrap: cfg.BootstrapExpect == 1 || (cfg.BootstrapExpect == 0 && len(join) == 0),
+		Logger:    log.Named("raft"), Timing: timing,
 	})
 	if err != nil {
 		return fmt.Errorf("room metadata store: %w", err)
@@ -69,8 +79,8 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 	// 3. Membership and replication of sessions (memberlist).
 	members, err := cluster.New(cluster.Config{
 		Replica: engine, GossipAddr: cfg.GossipAddr, Advertise: cfg.GossipAdvertise, Profile: cfg.GossipProfile,
-		Key: cfg.GossipKey, Label: cfg.ClusterLabel, RaftAddr: cfg.RaftAddr, HTTPAddr: cfg.Listen,
-		Join: splitList(cfg.Join), Logger: log.Named("cluster"),
+		Key: cfg.GossipKey, Label: cfg.ClusterLabel, HTTPAddr: cfg.Listen, Meta: meta, BootstrapExpect: cfg.BootstrapExpect,
+		Join: join, Logger: log.Named("cluster"),
 	})
 	if err != nil {
 		engine.Stop()
@@ -78,7 +88,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 		return err
 	}
 	clusterRef.Store(members)
-	if err := members.Join(splitList(cfg.Join)); err != nil {
+	if err := members.Join(join); err != nil {
 		// Not fatal: the peers may start later; memberlist keeps the node up
 		// and /readyz stays 503 until it has joined and caught up.
 		log.Warn("join failed; retry by restarting with --join, or let peers join this node", zap.Error(err))
@@ -134,9 +144,12 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		_ = srv.Close()
 	}
-	// 3. Leave the cluster: peers mark this node's sessions stale at once
+	// 3. Hand raft leadership to another voter, then leave the cluster: peers mark this node's sessions stale at once
 	//    (their clients are reconnecting elsewhere inside grace), then stop
 	//    gossip, the gateway's janitor and the engine's timers.
+	if err := meta.TransferLeadership(); err != nil {
+		log.Warn("transferring raft leadership", zap.Error(err))
+	}
 	if err := members.Leave(2 * time.Second); err != nil {
 		log.Warn("leaving the cluster", zap.Error(err))
 	}

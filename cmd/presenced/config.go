@@ -30,6 +30,7 @@ type Config struct {
 	GossipProfile      string        // lan, wan, local
 	GossipKey          string        // base64 AES key for gossip encryption
 	ClusterLabel       string        // peers with another label are refused
+	BootstrapExpect    int           // raft servers to wait for before bootstrapping (0: auto)
 	SessionGrace       time.Duration // how long a dropped session is kept
 	IdleAfter          time.Duration // inactivity before "idle"
 	AwayAfter          time.Duration // inactivity before "away"
@@ -104,6 +105,9 @@ func settings(c *Config) []setting {
 		{"gossip-profile", "gossip timing profile: lan, wan or local", "lan", &c.GossipProfile, 0},
 		{"gossip-key", "base64 AES key (16, 24 or 32 bytes) encrypting gossip; empty: no encryption", "", &c.GossipKey, 0},
 		{"cluster-label", "cluster label: nodes with another label are refused", "", &c.ClusterLabel, 0},
+		// 0: a node without --join bootstraps itself, a node with --join is
+		// added to the existing raft group by its leader.
+		{"bootstrap-expect", "raft servers to wait for before bootstrapping a new cluster (0: 1 without --join, none with --join)", 0, &c.BootstrapExpect, 0},
 		// Long enough to ride out a network change or a page reload, short
 		// enough that a closed tab disappears promptly.
 		{"session-grace", "how long a disconnected session stays present before it is removed", 15 * time.Second, &c.SessionGrace, 0},

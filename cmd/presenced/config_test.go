@@ -42,6 +42,7 @@ func TestConfigDefaults(t *testing.T) {
 		RaftAddr:           "127.0.0.1:7071",
 		GossipAddr:         "127.0.0.1:7946",
 		GossipProfile:      "lan",
+		BootstrapExpect:    0,
 		SessionGrace:       15 * time.Second,
 		IdleAfter:          60 * time.Second,
 		AwayAfter:          5 * time.Minute,
