@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/presenced/presenced/cluster"
@@ -27,6 +28,17 @@ type testNode struct {
 
 func startNode(t *testing.T, name string, inc uint64, grace time.Duration, join ...string) *testNode {
 	t.Helper()
+	return newTestNode(t, zaptest.NewLogger(t).Named(name), name, inc, grace, join...)
+}
+
+// startNodeB starts a node for a benchmark (logs discarded).
+func startNodeB(b *testing.B, name string, join []string) *testNode {
+	b.Helper()
+	return newTestNode(b, zap.NewNop(), name, 1, 15*time.Second, join...)
+}
+
+func newTestNode(t testing.TB, log *zap.Logger, name string, inc uint64, grace time.Duration, join ...string) *testNode {
+	t.Helper()
 	n := &testNode{name: name}
 	var cl atomic.Pointer[cluster.Cluster]
 	n.engine = session.New(session.Config{Node: name, Incarnation: inc, Grace: grace,
@@ -36,7 +48,7 @@ func startNode(t *testing.T, name string, inc uint64, grace time.Duration, join 
 			}
 		}})
 	c, err := cluster.New(cluster.Config{Replica: n.engine, GossipAddr: "127.0.0.1:0", Profile: cluster.ProfileLocal,
-		Join: join, Logger: zaptest.NewLogger(t).Named(name)})
+		Join: join, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
