@@ -102,7 +102,8 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 	start := time.Now()
 	for !cond() {
 		if time.Since(start) > within {
-			t.Fatalf("%s: not true within %v", what, within)
+			t.Errorf("%s: not true within %v", what, within)
+			t.FailNow()
 		}
 		time.Sleep(2 * time.Millisecond)
 	}

@@ -40,6 +40,10 @@ type Config struct {
 	// 1 without Join (a lone node bootstraps itself) and never with Join
 	// (the node is added to the existing group by its leader).
 	BootstrapExpect int
+	// Transport replaces memberlist's UDP/TCP transport (tests inject faults
+	// with it); GossipAddr is then ignored.
+	Transport memberlist.Transport
+
 	// DeadServerTimeout: how long a failed node stays in the raft group
 	// before the leader removes it (default 30 s; 5 s in the local profile).
 	DeadServerTimeout time.Duration
@@ -72,6 +76,7 @@ type Cluster struct {
 	synced  time.Time                // when the first remote state arrived
 	metaMu  sync.Mutex               // guards meta (the advertised bytes)
 	lost    map[string]time.Time     // stable node name → when it failed (raft removal)
+	redial  map[string]string        // memberlist name of a dead (not departed) peer → its address
 	added   map[string]time.Time     // stable node name → when it was added as a non-voter
 	pending map[uint64]chan forwardReply
 	corr    atomic.Uint64
@@ -113,6 +118,7 @@ func New(cfg Config) (*Cluster, error) {
 		lag:     make(map[crdt.Origin]uint64),
 		want:    make(crdt.Digest),
 		lost:    make(map[string]time.Time),
+		redial:  make(map[string]string),
 		added:   make(map[string]time.Time),
 		pending: make(map[uint64]chan forwardReply),
 		inbox:   make(chan []byte, 4096),
@@ -141,6 +147,9 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: --gossip-addr: %w", err)
 	}
 	mc.BindAddr, mc.BindPort = host, port
+	if cfg.Transport != nil {
+		mc.Transport = cfg.Transport
+	}
 	if cfg.Advertise != "" {
 		if mc.AdvertiseAddr, mc.AdvertisePort, err = splitHostPort(cfg.Advertise); err != nil {
 			return nil, fmt.Errorf("cluster: advertise address: %w", err)
@@ -173,6 +182,8 @@ func New(cfg Config) (*Cluster, error) {
 	c.ml = ml
 	c.wg.Add(1)
 	go c.worker()
+	c.wg.Add(1)
+	go c.reconnector(reconnectInterval(cfg.Profile))
 	if cfg.Meta != nil {
 		cfg.Meta.SetForwarder(c.forwardToLeader)
 		c.wg.Add(1)

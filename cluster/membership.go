@@ -25,6 +25,7 @@ func (c *Cluster) peerJoined(n *memberlist.Node) {
 	_, wasFailed := c.failed[o]
 	delete(c.failed, o)
 	delete(c.lost, o.Node)
+	delete(c.redial, n.Name)
 	// memberlist calls this with its node lock held and later mutates the
 	// node in place: keep a copy, never the pointer.
 	cp := *n
@@ -69,6 +70,9 @@ func (c *Cluster) peerLeft(n *memberlist.Node) {
 	if !superseded {
 		c.failed[o] = struct{}{}
 		c.lost[o.Node] = time.Now()
+		if n.State != memberlist.StateLeft {
+			c.redial[n.Name] = n.Address() // dead, not departed: maybe a partition
+		}
 	}
 	c.mu.Unlock()
 	state := "dead"
