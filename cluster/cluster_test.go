@@ -147,7 +147,7 @@ func TestAnyNodeSeesSessionsOwnedAnywhere(t *testing.T) {
 }
 
 func TestKilledNodeSessionsGoStaleThenLeave(t *testing.T) {
-	const sessions = 200
+	const sessions = 1000
 	a, b, c := threeNodes(t, time.Second)
 	a.subscribe(t, "r")
 	b.subscribe(t, "r")
@@ -207,4 +207,66 @@ func TestRestartedNodeRetiresPreviousIncarnation(t *testing.T) {
 	eventually(t, 3*time.Second, "old incarnation retired at once (not after 30s grace)", func() bool {
 		return a.engine.RoomCounts("r").Online.Connections == 0
 	})
+}
+
+// A client of a killed node that resumes on another node inside grace is
+// never seen to leave or enter, on any node, and stays after grace.
+func TestClientResumesOnAnotherNodeAfterKill(t *testing.T) {
+	a, b, c := threeNodes(t, 2*time.Second)
+	a.subscribe(t, "r")
+	b.subscribe(t, "r")
+	op, err := c.engine.Open(session.OpenRequest{User: "mover"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.engine.Enter(op.Session, "r", []byte(`{"k":1}`))
+	eventually(t, 2*time.Second, "replicated", func() bool {
+		return a.engine.RoomCounts("r").Online.Users == 1 && b.engine.RoomCounts("r").Online.Users == 1
+	})
+	c.kill()
+	eventually(t, 3*time.Second, "stale on a", func() bool { return a.engine.UserPresence("mover").State == session.Stale })
+	if _, err := b.engine.Resume(op.ResumeToken, "mover"); err != nil {
+		t.Fatalf("resume on b: %v", err)
+	}
+	eventually(t, time.Second, "active again on a", func() bool { return a.engine.UserPresence("mover").State == session.Active })
+	// Watch past the 2 s grace: the session must stay on every node.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, n := range []*testNode{a, b} {
+			if n.engine.RoomCounts("r").Online.Users != 1 {
+				t.Fatalf("%s lost the resumed session", n.name)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, n := range []*testNode{a, b} {
+		if k := n.count(session.EventLeave, "") + n.count(session.EventEnter, ""); k != 1 { // the one enter before the kill
+			t.Fatalf("%s saw %d enter/leave events, want only the first enter", n.name, k)
+		}
+		if ms, _ := n.engine.RoomMembers("r"); len(ms) != 1 || string(ms[0].Data) != `{"k":1}` {
+			t.Fatalf("%s members %+v", n.name, ms)
+		}
+	}
+}
+
+// Removals are kept as tombstones until every live member holds them, then
+// collected on every node.
+func TestTombstonesCollectedOnceEveryMemberHasThem(t *testing.T) {
+	a, b, c := threeNodes(t, 10*time.Second)
+	for i := 0; i < 50; i++ {
+		op, _ := a.engine.Open(session.OpenRequest{User: fmt.Sprintf("t%d", i)})
+		_ = a.engine.Enter(op.Session, "r", nil)
+		_ = a.engine.Close(op.Session, session.ReasonClosed, nil)
+	}
+	eventually(t, 5*time.Second, "replicated", func() bool {
+		return b.engine.Stats().Tombstones > 0 && c.engine.Stats().Tombstones > 0
+	})
+	eventually(t, 10*time.Second, "tombstones collected everywhere", func() bool {
+		return a.engine.Stats().Tombstones == 0 && b.engine.Stats().Tombstones == 0 && c.engine.Stats().Tombstones == 0
+	})
+	for _, n := range []*testNode{a, b, c} {
+		if cnt := n.engine.RoomCounts("r"); cnt.Online.Connections != 0 {
+			t.Fatalf("%s: %+v", n.name, cnt)
+		}
+	}
 }

@@ -79,6 +79,7 @@ type Cluster struct {
 	redial  map[string]string        // memberlist name of a dead (not departed) peer → its address
 	added   map[string]time.Time     // stable node name → when it was added as a non-voter
 	pending map[uint64]chan forwardReply
+	digests map[string]peerDigest // latest digest of each peer (tombstone GC)
 	corr    atomic.Uint64
 
 	inbox    chan []byte
@@ -93,7 +94,7 @@ type Cluster struct {
 
 // Stats are replication counters for metrics.
 type Stats struct {
-	DeltasSent, DeltasReceived, GapsRepaired, Pulls, DigestMismatches, Dropped atomic.Uint64
+	DeltasSent, DeltasReceived, GapsRepaired, Pulls, DigestMismatches, Dropped, TombstonesCollected atomic.Uint64
 }
 
 // New starts gossip (it does not join: call Join).
@@ -121,6 +122,7 @@ func New(cfg Config) (*Cluster, error) {
 		redial:  make(map[string]string),
 		added:   make(map[string]time.Time),
 		pending: make(map[uint64]chan forwardReply),
+		digests: make(map[string]peerDigest),
 		inbox:   make(chan []byte, 4096),
 		notify:  make(chan struct{}, 1),
 		stop:    make(chan struct{}),
@@ -182,8 +184,9 @@ func New(cfg Config) (*Cluster, error) {
 	c.ml = ml
 	c.wg.Add(1)
 	go c.worker()
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go c.reconnector(reconnectInterval(cfg.Profile))
+	go c.collector(gcInterval(cfg.Profile))
 	if cfg.Meta != nil {
 		cfg.Meta.SetForwarder(c.forwardToLeader)
 		c.wg.Add(1)

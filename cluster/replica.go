@@ -13,4 +13,5 @@ type Replica interface {
 	OriginFailed(o crdt.Origin)
 	OriginAlive(o crdt.Origin)
 	OriginRetired(o crdt.Origin)
+	CollectTombstones(safe crdt.Digest) int
 }

@@ -175,6 +175,13 @@ func (c *Cluster) handle(b []byte) {
 			return
 		}
 		c.answerPull(sender, os)
+	case msgDigest:
+		var d crdt.Digest
+		if d.UnmarshalBinary(body) == nil {
+			c.mu.Lock()
+			c.digests[sender] = peerDigest{d: d, at: time.Now()}
+			c.mu.Unlock()
+		}
 	case msgMetaCmd:
 		c.bg.Add(1)
 		go func(body []byte) {

@@ -22,6 +22,8 @@ const (
 	// msgWant is queued internally (never sent): pull origin from the named
 	// peer, whose digest showed it holds more.
 	msgWant byte = 4
+	// msgDigest carries the sender's whole digest, for tombstone GC.
+	msgDigest byte = 7
 )
 
 var errBadMessage = errors.New("cluster: malformed message")

@@ -29,6 +29,9 @@ func NewMap() *Map {
 	return &Map{index: make(map[string]uint32), origins: make(map[Origin]*originState)}
 }
 
+// Tombstones is the number of tombstones held.
+func (m *Map) Tombstones() int { return len(m.index) - m.live }
+
 // Len is the number of live (non-deleted) entries.
 func (m *Map) Len() int { return m.live }
 

@@ -67,6 +67,7 @@ func newMetrics(reg *prometheus.Registry, e *session.Engine, s *Server) *metrics
 	gauge("presenced_rooms", "Rooms with members, typists or subscribers.", func(st session.Stats) float64 { return float64(st.Rooms) })
 	gauge("presenced_subscribers", "Room subscriptions on this node.", func(st session.Stats) float64 { return float64(st.Subscribers) })
 	gauge("presenced_replicated_entries", "Live entries in the replicated session map.", func(st session.Stats) float64 { return float64(st.Entries) })
+	gauge("presenced_replicated_tombstones", "Removals kept until every replica holds them.", func(st session.Stats) float64 { return float64(st.Tombstones) })
 	counter("presenced_events_total", "Room events emitted.", func(st session.Stats) float64 { return float64(st.Events) })
 	counter("presenced_event_deliveries_total", "Room events handed to subscribers.", func(st session.Stats) float64 { return float64(st.Deliveries) })
 	f(collectors.NewGoCollector())

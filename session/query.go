@@ -316,6 +316,7 @@ type Stats struct {
 	Events        uint64 // room events emitted since start
 	Deliveries    uint64 // event deliveries to subscribers since start
 	Entries       int    // live entries in the replicated map
+	Tombstones    int    // removals kept until every replica holds them
 }
 
 type counters struct {
@@ -331,6 +332,6 @@ func (e *Engine) Stats() Stats {
 	return Stats{
 		Sessions: len(e.sessions), OwnedSessions: len(e.owned), Users: len(e.users), Rooms: len(e.rooms),
 		Subscribers: e.stats.subscribers, Events: e.stats.events, Deliveries: e.stats.deliveries,
-		Entries: e.data.Len(),
+		Entries: e.data.Len(), Tombstones: e.data.Tombstones(),
 	}
 }

@@ -55,3 +55,11 @@ func (e *Engine) Digest() crdt.Digest {
 	defer e.mu.Unlock()
 	return e.data.Digest()
 }
+
+// CollectTombstones drops tombstones every live replica is known to hold
+// (safe is the element-wise minimum of their digests); see crdt.Map.
+func (e *Engine) CollectTombstones(safe crdt.Digest) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.data.CollectTombstones(safe)
+}
