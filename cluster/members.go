@@ -88,6 +88,7 @@ type Cluster struct {
 	wg       sync.WaitGroup
 	bg       sync.WaitGroup // forwarded writes being applied
 	ready    atomic.Bool
+	closed   atomic.Bool // set before memberlist shuts down: its late timer callbacks are ignored
 	shutdown sync.Once
 	stats    Stats
 }
@@ -270,6 +271,7 @@ func (c *Cluster) Leave(timeout time.Duration) error { return c.ml.Leave(timeout
 func (c *Cluster) Shutdown() error {
 	var err error
 	c.shutdown.Do(func() {
+		c.closed.Store(true)
 		close(c.stop)
 		err = c.ml.Shutdown()
 		c.wg.Wait()

@@ -11,7 +11,7 @@ import (
 
 // peerJoined handles a node that joined, came back, or updated its meta.
 func (c *Cluster) peerJoined(n *memberlist.Node) {
-	if n.Name == c.name {
+	if n.Name == c.name || c.closed.Load() {
 		return
 	}
 	m, ok := parseMeta(n)
@@ -57,7 +57,7 @@ func (c *Cluster) peerJoined(n *memberlist.Node) {
 // this node at once and leave after grace unless resumed elsewhere.
 func (c *Cluster) peerLeft(n *memberlist.Node) {
 	m, ok := parseMeta(n)
-	if !ok || n.Name == c.name {
+	if !ok || n.Name == c.name || c.closed.Load() {
 		return
 	}
 	o := crdt.Origin{Node: m.Node, Incarnation: m.Incarnation}
