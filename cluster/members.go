@@ -64,6 +64,7 @@ type Cluster struct {
 	log  *zap.Logger
 	self crdt.Origin
 	name string // memberlist name: stable name + boot epoch, unique per boot
+	addr string // gossip address peers use
 	ml   *memberlist.Memberlist
 	meta []byte
 
@@ -183,6 +184,8 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: start gossip on %s: %w", cfg.GossipAddr, err)
 	}
 	c.ml = ml
+	local := ml.LocalNode() // read once: memberlist mutates it later (UpdateNode)
+	c.addr = net.JoinHostPort(local.Addr.String(), strconv.Itoa(int(local.Port)))
 	c.wg.Add(1)
 	go c.worker()
 	c.wg.Add(2)
@@ -212,10 +215,7 @@ func splitHostPort(addr string) (string, int, error) {
 }
 
 // Addr is the gossip address peers use to reach this node.
-func (c *Cluster) Addr() string {
-	n := c.ml.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
-}
+func (c *Cluster) Addr() string { return c.addr }
 
 // Join contacts the given peers (DNS names resolving to several addresses
 // are tried in turn). The node becomes ready once it has merged the state

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +18,14 @@ import (
 	"github.com/presenced/presenced/gateway/client"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// The multi-process tests run this test binary as presenced nodes.
+	if os.Getenv("PRESENCED_AS_NODE") == "1" {
+		main()
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func testConfig(t *testing.T, dir string) Config {
 	cfg, err := LoadConfig([]string{"--listen", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--gossip-profile", "local", "--data-dir", dir, "--node-name", "t1"},
