@@ -2,7 +2,10 @@ package cluster_test
 
 import (
 	"fmt"
+	"os"
+	"runtime"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -99,4 +102,46 @@ func waitB(b *testing.B, within time.Duration, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// BenchmarkJoin1M: a node joins a cluster holding 1,000,000 sessions; the
+// time until it is ready and holds them all, and the heap it uses per
+// replicated session (its whole engine: crdt entry, index, record).
+// Run: go test -run '^$' -bench Join1M -benchtime 1x -timeout 20m ./cluster/
+func BenchmarkJoin1M(b *testing.B) {
+	n := 1_000_000
+	if s := os.Getenv("JOIN_SESSIONS"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		a := startNodeB(b, fmt.Sprintf("big%d", i), nil)
+		for j := 0; j < n; j++ {
+			if _, err := a.engine.Open(session.OpenRequest{User: fmt.Sprintf("user-%d", j), Device: session.Device{Kind: "web"}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		before := heapInUse()
+		b.StartTimer()
+		start := time.Now()
+		j := startNodeB(b, fmt.Sprintf("joiner%d", i), []string{a.c.Addr()})
+		waitB(b, 10*time.Minute, func() bool { return j.engine.Stats().Sessions == n })
+		b.Logf("all %d sessions after %v; digest %v", n, time.Since(start), j.engine.Digest())
+		waitB(b, 10*time.Minute, j.c.Ready)
+		took := time.Since(start)
+		b.StopTimer()
+		after := heapInUse()
+		b.ReportMetric(took.Seconds(), "join-s")
+		b.ReportMetric(float64(after-before)/float64(n), "joiner-B/session")
+		a.kill()
+		j.kill()
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
 }

@@ -80,7 +80,8 @@ type Cluster struct {
 	redial  map[string]string        // memberlist name of a dead (not departed) peer → its address
 	added   map[string]time.Time     // stable node name → when it was added as a non-voter
 	pending map[uint64]chan forwardReply
-	digests map[string]peerDigest // latest digest of each peer (tombstone GC)
+	digests map[string]peerDigest     // latest digest of each peer (tombstone GC)
+	pulling map[crdt.Origin]time.Time // origins with a pull in flight (last progress)
 	corr    atomic.Uint64
 
 	inbox    chan []byte
@@ -125,6 +126,7 @@ func New(cfg Config) (*Cluster, error) {
 		added:   make(map[string]time.Time),
 		pending: make(map[uint64]chan forwardReply),
 		digests: make(map[string]peerDigest),
+		pulling: make(map[crdt.Origin]time.Time),
 		inbox:   make(chan []byte, 4096),
 		notify:  make(chan struct{}, 1),
 		stop:    make(chan struct{}),

@@ -33,6 +33,11 @@ func (c *Cluster) peerJoined(n *memberlist.Node) {
 	if p == nil && !c.supersededLocked(o) && o.Node != c.self.Node {
 		p = &peer{name: n.Name, origin: o, meta: m, wake: make(chan struct{}, 1), stop: make(chan struct{})}
 		p.node.Store(&cp)
+		// Push only what we write from now on: the peer pulls our history
+		// (from its join push/pull and our heads) from exactly its
+		// watermark, instead of getting all of it twice.
+		p.sent = c.cfg.Replica.Digest()[c.self]
+		p.sentSeq.Store(p.sent)
 		c.peers[n.Name] = p
 		c.wg.Add(1)
 		go c.sender(p)

@@ -211,7 +211,20 @@ func (c *Cluster) mergeDelta(sender string, d crdt.Delta) {
 		}
 		return
 	}
-	if gap {
+	c.mu.Lock()
+	_, pulling := c.pulling[d.Origin]
+	full := len(d.Entries) >= maxDeltaEntries
+	if pulling && !full && !gap {
+		delete(c.pulling, d.Origin) // the last page of a pull
+	}
+	c.mu.Unlock()
+	switch {
+	case pulling && (full || gap):
+		// A pull is paged: ask for the next page (or the missing range)
+		// from where we are now, one page at a time, so pages never race
+		// each other over separate streams.
+		c.pullNow(sender, d.Origin)
+	case gap:
 		c.stats.GapsRepaired.Add(1)
 		c.pull(sender, d.Origin)
 	}
@@ -243,41 +256,54 @@ func (c *Cluster) checkHead(sender string, h originSeq) {
 	}
 }
 
-// pull asks peer `from` for origin o's entries after what we hold.
+// pullStall: a pull that brought nothing for this long is retried.
+const pullStall = 2 * time.Second
+
+// pull asks peer `from` for origin o's entries after what we hold, unless a
+// pull of o is already streaming (a big backlog arrives as many messages;
+// asking again on every head or gap would send it several times).
 func (c *Cluster) pull(from string, o crdt.Origin) {
 	node := c.nodeNamed(from)
 	if node == nil {
 		return
 	}
+	c.mu.Lock()
+	if at, ok := c.pulling[o]; ok && time.Since(at) < pullStall {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.pullNow(from, o)
+}
+
+// pullNow sends a pull request for o to peer `from` (one page).
+func (c *Cluster) pullNow(from string, o crdt.Origin) {
+	node := c.nodeNamed(from)
+	if node == nil {
+		return
+	}
+	c.mu.Lock()
+	c.pulling[o] = time.Now()
+	c.mu.Unlock()
 	c.stats.Pulls.Add(1)
 	after := c.cfg.Replica.Digest()[o]
 	_ = c.ml.SendReliable(node, encodeMsg(msgPull, c.name, originSeq{Origin: o, Seq: after}.encode()))
 }
 
-// answerPull streams origin o's entries after seq to the asking peer.
+// answerPull sends one page (up to maxDeltaEntries) of origin o's entries
+// after seq to the asking peer; it asks for the next page when this one is
+// merged. An empty page still tells the asker our watermark.
 func (c *Cluster) answerPull(to string, req originSeq) {
 	node := c.nodeNamed(to)
 	if node == nil {
 		return
 	}
-	after := req.Seq
-	for {
-		d := c.cfg.Replica.DeltaSince(req.Origin, after, maxDeltaEntries)
-		if len(d.Entries) == 0 && d.To <= after {
-			return
-		}
-		body, err := d.MarshalBinary()
-		if err != nil {
-			return
-		}
-		if err := c.ml.SendReliable(node, encodeMsg(msgDelta, c.name, body)); err != nil {
-			return
-		}
-		if len(d.Entries) == 0 || d.To <= after {
-			return
-		}
-		after = d.To
+	d := c.cfg.Replica.DeltaSince(req.Origin, req.Seq, maxDeltaEntries)
+	body, err := d.MarshalBinary()
+	if err != nil {
+		return
 	}
+	_ = c.ml.SendReliable(node, encodeMsg(msgDelta, c.name, body))
 }
 
 func (c *Cluster) nodeNamed(name string) *memberlist.Node {
