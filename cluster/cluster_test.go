@@ -270,3 +270,52 @@ func TestTombstonesCollectedOnceEveryMemberHasThem(t *testing.T) {
 		}
 	}
 }
+
+func startWith(t *testing.T, name string, cfg cluster.Config) (*cluster.Cluster, error) {
+	t.Helper()
+	e := session.New(session.Config{Node: name, Incarnation: 1})
+	t.Cleanup(e.Stop)
+	cfg.Replica, cfg.GossipAddr, cfg.Profile, cfg.Logger = e, "127.0.0.1:0", cluster.ProfileLocal, zaptest.NewLogger(t).Named(name)
+	c, err := cluster.New(cfg)
+	if err == nil {
+		t.Cleanup(func() { _ = c.Shutdown() })
+	}
+	return c, err
+}
+
+// A node with another cluster label, or without the gossip key, cannot join.
+func TestLabelAndKeyRefuseStrangers(t *testing.T) {
+	key := "8o1+eKL8bJ7eP0Ut9VH0Ck3H7xWqvqYzXy1JmGH2S0Y="
+	other := "Cl3Q1dJ4T3C6yAGs5JpQ9V1xN7S1H3hZp0a0n7i5nU4="
+	a, err := startWith(t, "a", cluster.Config{Label: "prod", Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := startWith(t, "good", cluster.Config{Label: "prod", Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := good.Join([]string{a.Addr()}); err != nil {
+		t.Fatalf("same label and key: %v", err)
+	}
+	wrongLabel, _ := startWith(t, "wronglabel", cluster.Config{Label: "staging", Key: key})
+	if err := wrongLabel.Join([]string{a.Addr()}); err == nil {
+		t.Fatal("a node with another label joined")
+	}
+	wrongKey, _ := startWith(t, "wrongkey", cluster.Config{Label: "prod", Key: other})
+	if err := wrongKey.Join([]string{a.Addr()}); err == nil {
+		t.Fatal("a node with another key joined")
+	}
+	// Rotation, step 1: a node that still encrypts with the old key but also
+	// accepts the new one joins nodes that know only the old key.
+	rotating, _ := startWith(t, "rotating", cluster.Config{Label: "prod", Key: key + "," + other})
+	if err := rotating.Join([]string{a.Addr()}); err != nil {
+		t.Fatalf("node mid-rotation could not join: %v", err)
+	}
+	if _, err := startWith(t, "badkey", cluster.Config{Key: "not base64!"}); err == nil {
+		t.Fatal("a malformed key was accepted")
+	}
+	if n := a.NumMembers(); n != 3 {
+		t.Fatalf("members %d, want 3 (a, good, rotating)", n)
+	}
+}

@@ -84,6 +84,11 @@ func TestGetReturnsCopies(t *testing.T) {
 func TestWritesRejectedBeforeRaft(t *testing.T) {
 	s := openReady(t, testConfig(t, t.TempDir()))
 	ctx := context.Background()
+	// A new leader appends a no-op just after it is known; wait for it so
+	// only our writes could move the index.
+	if err := s.raft.Barrier(5 * time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
 	before := s.Stats().LastIndex
 
 	for name, m := range map[string]RoomMeta{
