@@ -41,7 +41,7 @@ func decodeGone(ent crdt.Entry) goneRecord {
 func (e *Engine) sessLocked(sid string, create bool) *sess {
 	s := e.sessions[sid]
 	if s == nil && create {
-		s = &sess{id: sid, rooms: make(map[string]memberRecord)}
+		s = &sess{id: sid} // rooms is made on the first membership: most sessions of a big replica are in few rooms
 		e.sessions[sid] = s
 	}
 	return s
@@ -97,10 +97,10 @@ func (e *Engine) applySessionLocked(sid string, ent crdt.Entry) {
 		if rec.User != "" {
 			u := e.users[rec.User]
 			if u == nil {
-				u = &user{sessions: make(map[string]*sess)}
+				u = &user{}
 				e.users[rec.User] = u
 			}
-			u.sessions[sid] = s
+			u.add(s)
 		}
 		for name := range s.rooms {
 			e.memberEnterLocked(e.roomLocked(name), s)
@@ -154,8 +154,8 @@ func (e *Engine) removeSessionLocked(s *sess, gone goneRecord) {
 			}
 		}
 		if u := e.users[s.rec.User]; u != nil {
-			delete(u.sessions, s.id)
-			if len(u.sessions) == 0 {
+			u.remove(s.id)
+			if u.count() == 0 {
 				delete(e.users, s.rec.User)
 			}
 		}
@@ -190,6 +190,9 @@ func (e *Engine) applyMemberLocked(sid, name string, ent crdt.Entry) {
 		return
 	}
 	_, existed := s.rooms[name]
+	if s.rooms == nil {
+		s.rooms = make(map[string]memberRecord, 1)
+	}
 	s.rooms[name] = mr
 	if s.rec == nil {
 		return

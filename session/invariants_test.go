@@ -70,6 +70,20 @@ func checkInvariants(t *testing.T, e *Engine) {
 			}
 		}
 	}
+	perUser := map[string]int{}
+	for _, s := range e.sessions {
+		if s.rec != nil && s.rec.User != "" {
+			perUser[s.rec.User]++
+		}
+	}
+	for id, u := range e.users {
+		if u.count() != perUser[id] || u.count() == 0 {
+			t.Fatalf("user %q: kept %d sessions, index has %d", id, u.count(), perUser[id])
+		}
+	}
+	if len(e.users) != len(perUser) {
+		t.Fatalf("%d users kept, %d with sessions", len(e.users), len(perUser))
+	}
 	for sid := range e.owned {
 		if s := e.sessions[sid]; s == nil || s.rec == nil {
 			t.Fatalf("owned session %s missing from the index", sid)

@@ -170,11 +170,11 @@ func (e *Engine) Resume(token, user string) (Opened, error) {
 func (e *Engine) ownedByUserLocked(user string) int {
 	n := 0
 	if u := e.users[user]; u != nil {
-		for sid := range u.sessions {
-			if _, ok := e.owned[sid]; ok {
+		u.each(func(s *sess) {
+			if _, ok := e.owned[s.id]; ok {
 				n++
 			}
-		}
+		})
 	}
 	return n
 }

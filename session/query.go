@@ -202,17 +202,17 @@ func (e *Engine) UsersPresence(ids []string) map[string]UserPresence {
 func (e *Engine) userPresenceLocked(userID string) UserPresence {
 	p := UserPresence{User: userID, State: Offline}
 	u := e.users[userID]
-	if u == nil || len(u.sessions) == 0 {
+	if u == nil || u.count() == 0 {
 		if ls, ok := e.lastSeenLocked(userID); ok {
 			p.LastSeen = ls.LastSeen
 			p.LastActive = ls.LastActive
 		}
 		return p
 	}
-	p.Sessions = len(u.sessions)
+	p.Sessions = u.count()
 	p.Devices = make(map[string]State)
 	var metaAt int64 = -1
-	for _, s := range u.sessions {
+	u.each(func(s *sess) {
 		st := s.rec.State
 		if st.Stronger(p.State) {
 			p.State = st
@@ -230,7 +230,7 @@ func (e *Engine) userPresenceLocked(userID string) UserPresence {
 		if len(s.rec.Meta) > 0 && s.rec.LastActive > metaAt {
 			p.Meta, metaAt = s.rec.Meta, s.rec.LastActive
 		}
-	}
+	})
 	p.LastSeen = e.nowMS()
 	return p
 }
@@ -262,11 +262,11 @@ func (e *Engine) UserRooms(userID string) []string {
 	defer e.mu.Unlock()
 	set := make(map[string]bool)
 	if u := e.users[userID]; u != nil {
-		for _, s := range u.sessions {
+		u.each(func(s *sess) {
 			for name := range s.rooms {
 				set[name] = true
 			}
-		}
+		})
 	}
 	out := make([]string, 0, len(set))
 	for name := range set {

@@ -14,9 +14,59 @@ type sess struct {
 
 func (s *sess) anonymous() bool { return s.rec == nil || s.rec.User == "" }
 
-// user is the index's view of one identified user.
+// user is the index's view of one identified user. Most users have one
+// session, so it is held without a map (a one-entry map costs ~250 bytes,
+// which matters in a replica of a million sessions).
 type user struct {
-	sessions map[string]*sess
+	one  *sess
+	more map[string]*sess // when the user has two or more sessions
+}
+
+func (u *user) add(s *sess) {
+	switch {
+	case u.more != nil:
+		u.more[s.id] = s
+	case u.one == nil || u.one.id == s.id:
+		u.one = s
+	default:
+		u.more = map[string]*sess{u.one.id: u.one, s.id: s}
+		u.one = nil
+	}
+}
+
+func (u *user) remove(id string) {
+	if u.one != nil {
+		if u.one.id == id {
+			u.one = nil
+		}
+		return
+	}
+	delete(u.more, id)
+	if len(u.more) == 1 {
+		for _, s := range u.more {
+			u.one = s
+		}
+		u.more = nil
+	}
+}
+
+func (u *user) count() int {
+	if u.more != nil {
+		return len(u.more)
+	}
+	if u.one != nil {
+		return 1
+	}
+	return 0
+}
+
+func (u *user) each(fn func(*sess)) {
+	if u.one != nil {
+		fn(u.one)
+	}
+	for _, s := range u.more {
+		fn(s)
+	}
 }
 
 // room keeps a room's members and its counts incrementally, so counts are
