@@ -2,6 +2,9 @@ package cluster_test
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -317,5 +320,54 @@ func TestLabelAndKeyRefuseStrangers(t *testing.T) {
 	}
 	if n := a.NumMembers(); n != 3 {
 		t.Fatalf("members %d, want 3 (a, good, rotating)", n)
+	}
+}
+
+// A dropped hold connection marks the peer's sessions stale at once; if
+// gossip still sees the peer alive, the hint is withdrawn and nobody left.
+func TestEOFHintIsWithdrawnWhenThePeerIsAlive(t *testing.T) {
+	done := make(chan struct{})
+	var holding atomic.Int32
+	hold := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		holding.Add(1)
+		defer holding.Add(-1)
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-done:
+		}
+	}))
+	t.Cleanup(func() { close(done); hold.Close() }) // after the nodes stop (cleanups run last-in first-out)
+	a := startNode(t, "h1", 1, 30*time.Second)
+	// b advertises the hold server as its HTTP address.
+	b := &testNode{name: "h2"}
+	var cl atomic.Pointer[cluster.Cluster]
+	b.engine = session.New(session.Config{Node: "h2", Incarnation: 1, Grace: 30 * time.Second, OnLocalWrite: func(crdt.Entry) {
+		if c := cl.Load(); c != nil {
+			c.Notify()
+		}
+	}})
+	c, err := cluster.New(cluster.Config{Replica: b.engine, GossipAddr: "127.0.0.1:0", Profile: cluster.ProfileLocal,
+		HTTPAddr: strings.TrimPrefix(hold.URL, "http://"), Logger: zaptest.NewLogger(t).Named("h2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Store(c)
+	b.c = c
+	t.Cleanup(b.kill)
+	if err := c.Join([]string{a.c.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	a.subscribe(t, "r")
+	op, _ := b.engine.Open(session.OpenRequest{User: "held"})
+	_ = b.engine.Enter(op.Session, "r", nil)
+	eventually(t, 2*time.Second, "replicated", func() bool { return a.engine.UserPresence("held").State == session.Active })
+	eventually(t, 2*time.Second, "a holds a connection to b", func() bool { return holding.Load() > 0 })
+	hold.CloseClientConnections()
+	eventually(t, time.Second, "stale at once on the hint", func() bool { return a.engine.UserPresence("held").State == session.Stale })
+	eventually(t, 10*time.Second, "hint withdrawn: b is alive", func() bool { return a.engine.UserPresence("held").State == session.Active })
+	if n := a.count(session.EventLeave, ""); n != 0 {
+		t.Fatalf("%d leaves for a peer that never died", n)
 	}
 }

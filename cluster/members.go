@@ -97,7 +97,7 @@ type Cluster struct {
 
 // Stats are replication counters for metrics.
 type Stats struct {
-	DeltasSent, DeltasReceived, GapsRepaired, Pulls, DigestMismatches, Dropped, TombstonesCollected atomic.Uint64
+	DeltasSent, DeltasReceived, GapsRepaired, Pulls, DigestMismatches, Dropped, TombstonesCollected, EOFHints atomic.Uint64
 }
 
 // New starts gossip (it does not join: call Join).

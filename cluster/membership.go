@@ -39,8 +39,9 @@ func (c *Cluster) peerJoined(n *memberlist.Node) {
 		p.sent = c.cfg.Replica.Digest()[c.self]
 		p.sentSeq.Store(p.sent)
 		c.peers[n.Name] = p
-		c.wg.Add(1)
+		c.wg.Add(2)
 		go c.sender(p)
+		go c.watchPeer(p)
 		p.poke()
 		c.log.Info("peer joined", zap.String("peer", n.Name), zap.String("addr", n.Address()))
 	} else if p != nil {

@@ -25,6 +25,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle("GET /metrics", s.metrics.handler())
 	h("GET /v1/ws", s.serveWS)
 	h("GET /ws", s.serveWS)
+	mux.HandleFunc("GET /internal/v1/hold", s.hold)
 
 	h("GET /v1/rooms/{room}/members", s.roomMembers)
 	h("GET /v1/rooms/{room}/users", s.roomUsers)
@@ -167,6 +168,23 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.cfg.Node})
+}
+
+// hold keeps the request open, sending nothing, until this node drains or
+// stops. Cluster peers hold one each: when this process dies the kernel
+// closes the socket at once, and the peer's EOF tells it to treat this node
+// as failed without waiting for gossip's failure detector.
+func (s *Server) hold(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.WriteHeader(http.StatusOK)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	select {
+	case <-r.Context().Done():
+	case <-s.drained:
+	case <-s.stop:
+	}
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

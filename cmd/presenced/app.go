@@ -76,13 +76,22 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 		MaxRoomsPerSession: cfg.MaxRoomsPerSession, MaxDataBytes: cfg.MaxDataBytes, MaxIDBytes: cfg.MaxIDBytes,
 		MaxSessionsPerUser: cfg.MaxSessionsPerUser, Rooms: roomSettings{meta}, Logger: log.Named("session"),
 	})
+	// The HTTP listener opens before gossip so that node meta carries its
+	// real address (peers hold a connection to it: its EOF is a failure hint).
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		engine.Stop()
+		_ = meta.Close()
+		return fmt.Errorf("listen: %w", err)
+	}
 	// 3. Membership and replication of sessions (memberlist).
 	members, err := cluster.New(cluster.Config{
 		Replica: engine, GossipAddr: cfg.GossipAddr, Advertise: cfg.GossipAdvertise, Profile: cfg.GossipProfile,
-		Key: cfg.GossipKey, Label: cfg.ClusterLabel, HTTPAddr: cfg.Listen, Meta: meta, BootstrapExpect: cfg.BootstrapExpect,
+		Key: cfg.GossipKey, Label: cfg.ClusterLabel, HTTPAddr: ln.Addr().String(), Meta: meta, BootstrapExpect: cfg.BootstrapExpect,
 		Join: join, Logger: log.Named("cluster"),
 	})
 	if err != nil {
+		ln.Close()
 		engine.Stop()
 		_ = meta.Close()
 		return err
@@ -107,14 +116,6 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 		MaxDataBytes: cfg.MaxDataBytes, MaxIDBytes: cfg.MaxIDBytes, MaxRoomsPerSession: cfg.MaxRoomsPerSession,
 	}, engine, auth)
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		gw.Close()
-		_ = members.Shutdown()
-		engine.Stop()
-		_ = meta.Close()
-		return fmt.Errorf("listen: %w", err)
-	}
 	srv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
