@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net"
 	"sort"
 	"strconv"
@@ -22,8 +23,21 @@ import (
 // would send over a cut link (UDP packets and new TCP streams; memberlist
 // opens a stream per exchange), so a cut is symmetric.
 type faultNet struct {
-	mu  sync.Mutex
-	cut map[[2]string]bool
+	mu    sync.Mutex
+	cut   map[[2]string]bool
+	delay time.Duration // added to every UDP packet
+	drop  float64       // share of UDP packets lost
+	rng   *rand.Rand
+}
+
+// impair returns whether to drop a packet and how long to delay it.
+func (f *faultNet) impair() (bool, time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.rng == nil {
+		f.rng = rand.New(rand.NewPCG(1, 2))
+	}
+	return f.drop > 0 && f.rng.Float64() < f.drop, f.delay
 }
 
 func (f *faultNet) partition(a, b []string) {
@@ -58,12 +72,24 @@ func (t *faultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 	if t.net.blocked(t.self, addr) {
 		return time.Now(), nil // lost on the wire
 	}
+	drop, delay := t.net.impair()
+	if drop {
+		return time.Now(), nil
+	}
+	if delay > 0 {
+		msg := append([]byte(nil), b...)
+		time.AfterFunc(delay, func() { _, _ = t.NetTransport.WriteTo(msg, addr) })
+		return time.Now(), nil
+	}
 	return t.NetTransport.WriteTo(b, addr)
 }
 
 func (t *faultTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
 	if t.net.blocked(t.self, addr) {
 		return nil, errors.New("partitioned")
+	}
+	if _, delay := t.net.impair(); delay > 0 {
+		time.Sleep(delay) // a slow link: connection set-up takes the delay too
 	}
 	return t.NetTransport.DialTimeout(addr, timeout)
 }
@@ -159,4 +185,47 @@ func (t *faultTransport) WriteToAddress(b []byte, addr memberlist.Address) (time
 
 func (t *faultTransport) DialAddressTimeout(addr memberlist.Address, timeout time.Duration) (net.Conn, error) {
 	return t.DialTimeout(addr.Addr, timeout)
+}
+
+// With 20 ms of delay and 20% of UDP packets lost, every change still
+// reaches every node (gaps and heads trigger pulls over TCP) and the views
+// converge.
+func TestReplicationConvergesOnALossyNetwork(t *testing.T) {
+	fn := &faultNet{cut: map[[2]string]bool{}}
+	n1 := startFaultNode(t, fn, "l1", 10*time.Second)
+	n2 := startFaultNode(t, fn, "l2", 10*time.Second, n1.c.Addr())
+	eventually(t, 5*time.Second, "joined", func() bool { return n1.c.NumMembers() == 2 && n2.c.NumMembers() == 2 })
+	fn.mu.Lock()
+	fn.delay, fn.drop = 20*time.Millisecond, 0.2
+	fn.mu.Unlock()
+	var sids []string
+	for i := 0; i < 200; i++ {
+		op, err := n1.engine.Open(session.OpenRequest{User: "u" + strconv.Itoa(i%50)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = n1.engine.Enter(op.Session, "r", []byte(`{"i":`+strconv.Itoa(i)+`}`))
+		sids = append(sids, op.Session)
+	}
+	for _, sid := range sids[:100] {
+		_ = n1.engine.Close(sid, session.ReasonClosed, nil)
+	}
+	took := eventually(t, 10*time.Second, "converged", func() bool {
+		a, b := n1.engine.RoomCounts("r"), n2.engine.RoomCounts("r")
+		return a.Online == b.Online && b.Online.Connections == 100
+	})
+	t.Logf("converged %v after the last change (20 ms delay, 20%% loss)", took)
+	checkInvariantsByQuery(t, n1, n2)
+}
+
+// checkInvariantsByQuery compares two nodes' answers for every user.
+func checkInvariantsByQuery(t *testing.T, a, b *testNode) {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		u := "u" + strconv.Itoa(i)
+		pa, pb := a.engine.UserPresence(u), b.engine.UserPresence(u)
+		if pa.State != pb.State || pa.Sessions != pb.Sessions {
+			t.Fatalf("%s: %+v vs %+v", u, pa, pb)
+		}
+	}
 }
