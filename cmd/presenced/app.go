@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -50,7 +49,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 	// single-node cluster; with --bootstrap-expect N > 1 the cluster's raft
 	// manager bootstraps once N servers are visible; a --join node without
 	// it is added to the existing group by the leader.
-	join := splitList(cfg.Join)
+	join := cfg.Join.Items()
 	timing := cluster.TimingLAN
 	if cfg.GossipProfile == cluster.ProfileLocal {
 		timing = cluster.TimingLocal
@@ -163,17 +162,6 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 	}
 	log.Info("presenced stopped")
 	return runErr
-}
-
-// splitList splits a comma-separated list, dropping empty items.
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // isLoopback reports whether a listen address binds only loopback.

@@ -26,7 +26,7 @@ type Config struct {
 	RaftAddr           string        // Raft address
 	GossipAddr         string        // memberlist bind address (UDP and TCP)
 	GossipAdvertise    string        // address peers use, if not GossipAddr
-	Join               string        // comma-separated peers to join
+	Join               List          // peers to join: --join repeated, or comma-separated
 	GossipProfile      string        // lan, wan, local
 	GossipKey          string        // base64 AES key for gossip encryption
 	ClusterLabel       string        // peers with another label are refused
@@ -99,7 +99,7 @@ func settings(c *Config) []setting {
 		{"raft-addr", "Raft address for room metadata (host:port)", "127.0.0.1:7071", &c.RaftAddr, 0},
 		{"gossip-addr", "gossip (memberlist) bind address, UDP and TCP (host:port)", "127.0.0.1:7946", &c.GossipAddr, 0},
 		{"gossip-advertise", "gossip address peers should use, if not --gossip-addr (host:port)", "", &c.GossipAdvertise, 0},
-		{"join", "comma-separated peers to join (host:port; a DNS name may resolve to several)", "", &c.Join, 0},
+		{"join", "peers to join (host:port; a DNS name may resolve to several); repeat the flag or separate with commas", List(""), &c.Join, 0},
 		// lan suits one data centre; wan keeps memberlist's long timeouts for
 		// regions; local is for one machine (dev, tests).
 		{"gossip-profile", "gossip timing profile: lan, wan or local", "lan", &c.GossipProfile, 0},
@@ -225,6 +225,8 @@ func assign(ptr, def any) {
 	switch p := ptr.(type) {
 	case *string:
 		*p = def.(string)
+	case *List:
+		*p = def.(List)
 	case *bool:
 		*p = def.(bool)
 	case *int:
@@ -244,6 +246,8 @@ func set(ptr any, text string) error {
 	switch p := ptr.(type) {
 	case *string:
 		*p = text
+	case *List:
+		*p = List(text)
 	case *bool:
 		v, err := strconv.ParseBool(text)
 		if err != nil {
@@ -279,6 +283,8 @@ func show(ptr any) string {
 	switch p := ptr.(type) {
 	case *string:
 		return strconv.Quote(*p)
+	case *List:
+		return strconv.Quote(string(*p))
 	case *time.Duration:
 		// "168h0m0s" reads better as "168h", "5m0s" as "5m".
 		s := p.String()
@@ -317,8 +323,27 @@ func typeName(ptr any) string {
 	return "value"
 }
 
+// List is a comma-separated list setting; on the command line the flag may
+// also be repeated (each occurrence adds to the list given by flags, which
+// replaces one from the file or environment).
+type List string
+
+// Items splits the list, dropping empty items.
+func (l List) Items() []string {
+	var out []string
+	for _, p := range strings.Split(string(l), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // flagValue adapts a setting to flag.Value.
-type flagValue struct{ ptr any }
+type flagValue struct {
+	ptr  any
+	seen *bool // a List flag given before in this parse: append
+}
 
 func (v flagValue) String() string {
 	if v.ptr == nil { // flag's zero-value probe
@@ -327,7 +352,16 @@ func (v flagValue) String() string {
 	return show(v.ptr)
 }
 
-func (v flagValue) Set(text string) error { return set(v.ptr, text) }
+func (v flagValue) Set(text string) error {
+	if l, ok := v.ptr.(*List); ok && v.seen != nil {
+		if *v.seen && *l != "" {
+			*l += List("," + text)
+			return nil
+		}
+		*v.seen = true
+	}
+	return set(v.ptr, text)
+}
 
 // IsBoolFlag lets "--allow-open" stand for "--allow-open=true".
 func (v flagValue) IsBoolFlag() bool {
@@ -340,7 +374,7 @@ func newFlagSet(table []setting) *flag.FlagSet {
 	fs.SetOutput(io.Discard) // errors are returned; WriteUsage prints help
 	for _, s := range table {
 		if s.allows(fromFlag) {
-			fs.Var(flagValue{s.ptr}, s.name, s.usage)
+			fs.Var(flagValue{ptr: s.ptr, seen: new(bool)}, s.name, s.usage)
 		}
 	}
 	return fs

@@ -77,6 +77,8 @@ func TestConfigEverySettingEverySource(t *testing.T) {
 		switch p := ptr.(type) {
 		case *string:
 			return "x:1", func() bool { return *p == "x:1" }
+		case *List:
+			return "x:1", func() bool { return *p == "x:1" }
 		case *bool:
 			return "true", func() bool { return *p }
 		case *int:
@@ -414,4 +416,27 @@ func FuzzLoadConfigYAML(f *testing.F) {
 			_ = c.Validate()
 		}
 	})
+}
+
+func TestJoinRepeatedOrCommaSeparated(t *testing.T) {
+	env := func(k string) (string, bool) {
+		if k == "PRESENCE_JOIN" {
+			return "env1:7946", true
+		}
+		return "", false
+	}
+	c, err := LoadConfig([]string{"--join", "a:7946", "--join", "b:7946,c:7946"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Join.Items(), " "); got != "a:7946 b:7946 c:7946" {
+		t.Fatalf("repeated --join: %q", got)
+	}
+	c, err = LoadConfig(nil, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Join.Items(), " "); got != "env1:7946" {
+		t.Fatalf("env join: %q", got)
+	}
 }
