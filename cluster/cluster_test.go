@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,7 +51,11 @@ func newTestNode(t testing.TB, log *zap.Logger, name string, inc uint64, grace t
 				c.Notify()
 			}
 		}})
-	c, err := cluster.New(cluster.Config{Replica: n.engine, GossipAddr: "127.0.0.1:0", Profile: cluster.ProfileLocal,
+	profile := cluster.ProfileLocal
+	if p := os.Getenv("CLUSTER_BENCH_PROFILE"); p != "" {
+		profile = p // e.g. lan, to measure its failure detection
+	}
+	c, err := cluster.New(cluster.Config{Replica: n.engine, GossipAddr: "127.0.0.1:0", Profile: profile,
 		Join: join, Logger: log})
 	if err != nil {
 		t.Fatal(err)
