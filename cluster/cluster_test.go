@@ -43,6 +43,13 @@ func startNodeB(b *testing.B, name string, join []string) *testNode {
 
 func newTestNode(t testing.TB, log *zap.Logger, name string, inc uint64, grace time.Duration, join ...string) *testNode {
 	t.Helper()
+	return buildNode(t, cluster.Config{GossipAddr: "127.0.0.1:0", Join: join, Logger: log}, name, inc, grace)
+}
+
+// buildNode starts an engine and its cluster from cfg (Replica and, unless
+// set, Profile are filled in) and joins cfg.Join.
+func buildNode(t testing.TB, cfg cluster.Config, name string, inc uint64, grace time.Duration) *testNode {
+	t.Helper()
 	n := &testNode{name: name}
 	var cl atomic.Pointer[cluster.Cluster]
 	n.engine = session.New(session.Config{Node: name, Incarnation: inc, Grace: grace,
@@ -51,18 +58,17 @@ func newTestNode(t testing.TB, log *zap.Logger, name string, inc uint64, grace t
 				c.Notify()
 			}
 		}})
-	profile := cluster.ProfileLocal
+	cfg.Replica, cfg.Profile = n.engine, cluster.ProfileLocal
 	if p := os.Getenv("CLUSTER_BENCH_PROFILE"); p != "" {
-		profile = p // e.g. lan, to measure its failure detection
+		cfg.Profile = p // e.g. lan, to measure its failure detection
 	}
-	c, err := cluster.New(cluster.Config{Replica: n.engine, GossipAddr: "127.0.0.1:0", Profile: profile,
-		Join: join, Logger: log})
+	c, err := cluster.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cl.Store(c)
 	n.c = c
-	if err := c.Join(join); err != nil {
+	if err := c.Join(cfg.Join); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(n.kill)

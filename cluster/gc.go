@@ -29,19 +29,11 @@ func gcInterval(profile string) time.Duration {
 	return 10 * time.Second
 }
 
-func (c *Cluster) collector(every time.Duration) {
-	defer c.wg.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-t.C:
-			c.shareDigest()
-			c.collect(every)
-		}
-	}
+func (c *Cluster) collector(interval time.Duration) {
+	c.every(interval, func() {
+		c.shareDigest()
+		c.collect(interval)
+	})
 }
 
 // shareDigest sends our digest to every peer.

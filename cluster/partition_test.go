@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/presenced/presenced/cluster"
-	"github.com/presenced/presenced/crdt"
 	"github.com/presenced/presenced/session"
 )
 
@@ -101,25 +99,7 @@ func startFaultNode(t *testing.T, fn *faultNet, name string, grace time.Duration
 		t.Fatal(err)
 	}
 	tr := &faultTransport{NetTransport: nt, net: fn, self: "127.0.0.1:" + strconv.Itoa(nt.GetAutoBindPort())}
-	n := &testNode{name: name}
-	var cl atomic.Pointer[cluster.Cluster]
-	n.engine = session.New(session.Config{Node: name, Incarnation: 1, Grace: grace, OnLocalWrite: func(crdt.Entry) {
-		if c := cl.Load(); c != nil {
-			c.Notify()
-		}
-	}})
-	c, err := cluster.New(cluster.Config{Replica: n.engine, Transport: tr, GossipAddr: tr.self, Profile: cluster.ProfileLocal,
-		Join: join, Logger: zaptest.NewLogger(t).Named(name)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl.Store(c)
-	n.c = c
-	if err := c.Join(join); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.kill)
-	return n
+	return buildNode(t, cluster.Config{Transport: tr, GossipAddr: tr.self, Join: join, Logger: zaptest.NewLogger(t).Named(name)}, name, 1, grace)
 }
 
 // members lists a node's view of room r as "user=state " sorted by user.

@@ -20,19 +20,7 @@ const promoteAfter = 2 * time.Second
 // manner of Consul's autopilot: bootstrap once BootstrapExpect servers are
 // visible; on the leader, add new nodes as non-voters, promote them to keep
 // 3 or 5 voters, and remove nodes dead for DeadServerTimeout.
-func (c *Cluster) raftManager() {
-	defer c.wg.Done()
-	t := time.NewTicker(raftManagerInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-t.C:
-			c.reconcileRaft()
-		}
-	}
-}
+func (c *Cluster) raftManager() { c.every(raftManagerInterval, c.reconcileRaft) }
 
 type raftPeer struct {
 	id, addr string

@@ -25,31 +25,39 @@ func reconnectInterval(profile string) time.Duration {
 // been gossiped, no message crosses the healed link. Like Serf, we keep
 // dialling dead (not departed) peers; the push/pull of a successful join
 // lets each side refute its death, and anti-entropy restores the sessions.
-func (c *Cluster) reconnector(every time.Duration) {
+func (c *Cluster) reconnector(interval time.Duration) { c.every(interval, c.redialDead) }
+
+func (c *Cluster) redialDead() {
+	c.mu.Lock()
+	var addrs []string
+	for name, addr := range c.redial {
+		p := c.lostByName(name)
+		if !p.IsZero() && time.Since(p) > reconnectTimeout {
+			delete(c.redial, name)
+			continue
+		}
+		addrs = append(addrs, addr)
+	}
+	c.mu.Unlock()
+	for _, a := range addrs {
+		if _, err := c.ml.Join([]string{a}); err == nil {
+			c.log.Info("reconnected to a peer declared dead", zap.String("addr", a))
+		}
+	}
+}
+
+// every runs fn each interval until the cluster stops; the caller has
+// counted the goroutine in c.wg.
+func (c *Cluster) every(interval time.Duration, fn func()) {
 	defer c.wg.Done()
-	t := time.NewTicker(every)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-c.stop:
 			return
 		case <-t.C:
-		}
-		c.mu.Lock()
-		var addrs []string
-		for name, addr := range c.redial {
-			p := c.lostByName(name)
-			if !p.IsZero() && time.Since(p) > reconnectTimeout {
-				delete(c.redial, name)
-				continue
-			}
-			addrs = append(addrs, addr)
-		}
-		c.mu.Unlock()
-		for _, a := range addrs {
-			if _, err := c.ml.Join([]string{a}); err == nil {
-				c.log.Info("reconnected to a peer declared dead", zap.String("addr", a))
-			}
+			fn()
 		}
 	}
 }
