@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/presenced/presenced/crdt"
 )
 
 // EOF hint. A killed process's TCP peers see EOF within a millisecond, long
@@ -25,13 +23,13 @@ const (
 	hintConfirm = 5 * time.Second
 )
 
-func (c *Cluster) watchPeer(p *peer) {
+func (c *Cluster) watchPeer(p *peer, httpAddr string) {
 	defer c.wg.Done()
-	if p.meta.HTTP == "" {
+	if httpAddr == "" {
 		return
 	}
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	url := "http://" + p.meta.HTTP + holdPath
+	url := "http://" + httpAddr + holdPath
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
@@ -46,6 +44,7 @@ func (c *Cluster) watchPeer(p *peer) {
 		resp, err := client.Do(req)
 		if err == nil && resp.StatusCode == http.StatusOK {
 			attempt = 0
+			p.holdSince.Store(time.Now().UnixNano())
 			_, _ = io.Copy(io.Discard, resp.Body) // returns when the peer goes away
 			resp.Body.Close()
 			if ctx.Err() == nil {
@@ -80,11 +79,25 @@ func (c *Cluster) hint(p *peer) {
 	c.stats.EOFHints.Add(1)
 	c.log.Info("peer connection dropped: treating it as failed until gossip says otherwise", zap.String("peer", p.name))
 	c.cfg.Replica.OriginFailed(p.origin)
-	time.AfterFunc(hintConfirm, func() { c.confirmHint(p.name, p.origin) })
+	at := time.Now()
+	time.AfterFunc(hintConfirm, func() { c.confirmHint(p, at) })
 }
 
-func (c *Cluster) confirmHint(name string, o crdt.Origin) {
+// confirmHint withdraws a hint only on evidence that the peer is alive: it is
+// still a gossip member and our held connection to it is up again since the
+// hint. (A suspect that is really dead stays failed.)
+func (c *Cluster) confirmHint(p *peer, at time.Time) {
 	if c.closed.Load() {
+		return
+	}
+	name, o := p.name, p.origin
+	if p.holdSince.Load() <= at.UnixNano() {
+		c.mu.Lock()
+		_, stillPeer := c.peers[name]
+		c.mu.Unlock()
+		if stillPeer {
+			time.AfterFunc(hintConfirm, func() { c.confirmHint(p, at) }) // look again later
+		}
 		return
 	}
 	c.mu.Lock()

@@ -273,7 +273,9 @@ func (c *Cluster) Leave(timeout time.Duration) error { return c.ml.Leave(timeout
 func (c *Cluster) Shutdown() error {
 	var err error
 	c.shutdown.Do(func() {
+		c.mu.Lock()
 		c.closed.Store(true)
+		c.mu.Unlock()
 		close(c.stop)
 		err = c.ml.Shutdown()
 		c.wg.Wait()

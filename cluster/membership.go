@@ -11,7 +11,7 @@ import (
 
 // peerJoined handles a node that joined, came back, or updated its meta.
 func (c *Cluster) peerJoined(n *memberlist.Node) {
-	if n.Name == c.name || c.closed.Load() {
+	if n.Name == c.name {
 		return
 	}
 	m, ok := parseMeta(n)
@@ -22,6 +22,10 @@ func (c *Cluster) peerJoined(n *memberlist.Node) {
 	o := crdt.Origin{Node: m.Node, Incarnation: m.Incarnation}
 	retire := c.noteOrigin(o)
 	c.mu.Lock()
+	if c.closed.Load() { // checked under mu: Shutdown sets it under mu, so no wg.Add races its Wait
+		c.mu.Unlock()
+		return
+	}
 	_, wasFailed := c.failed[o]
 	delete(c.failed, o)
 	delete(c.lost, o.Node)
@@ -41,7 +45,7 @@ func (c *Cluster) peerJoined(n *memberlist.Node) {
 		c.peers[n.Name] = p
 		c.wg.Add(2)
 		go c.sender(p)
-		go c.watchPeer(p)
+		go c.watchPeer(p, m.HTTP)
 		p.poke()
 		c.log.Info("peer joined", zap.String("peer", n.Name), zap.String("addr", n.Address()))
 	} else if p != nil {

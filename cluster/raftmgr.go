@@ -147,7 +147,11 @@ func (c *Cluster) maybeBootstrap() {
 		}
 		servers[p.id] = p.addr
 	}
-	if len(servers) < expect {
+	if len(servers) != expect {
+		if len(servers) > expect {
+			c.log.Error("more servers visible than --bootstrap-expect: not bootstrapping (start the extra nodes with --join instead)",
+				zap.Int("visible", len(servers)), zap.Int("expect", expect))
+		}
 		return
 	}
 	c.log.Info("bootstrapping raft", zap.Int("servers", len(servers)))

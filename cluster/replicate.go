@@ -30,14 +30,15 @@ const (
 // own changes to it: at once when the link is idle, coalesced while a send is
 // in flight, so batching adds no fixed delay.
 type peer struct {
-	name    string
-	origin  crdt.Origin
-	meta    meta // as last advertised (guarded by Cluster.mu)
-	node    atomic.Pointer[memberlist.Node]
-	sent    uint64        // own seq this peer has been sent up to (sender goroutine only)
-	sentSeq atomic.Uint64 // a copy of sent for metrics
-	wake    chan struct{}
-	stop    chan struct{}
+	name      string
+	origin    crdt.Origin
+	meta      meta // as last advertised (guarded by Cluster.mu)
+	node      atomic.Pointer[memberlist.Node]
+	sent      uint64        // own seq this peer has been sent up to (sender goroutine only)
+	holdSince atomic.Int64  // unix nanos when our held HTTP connection to it was last established
+	sentSeq   atomic.Uint64 // a copy of sent for metrics
+	wake      chan struct{}
+	stop      chan struct{}
 }
 
 func (p *peer) poke() {
@@ -174,7 +175,7 @@ func (c *Cluster) handle(b []byte) {
 		if err != nil {
 			return
 		}
-		c.answerPull(sender, os)
+		c.async(func() { c.answerPull(sender, os) })
 	case msgDigest:
 		var d crdt.Digest
 		if d.UnmarshalBinary(body) == nil {
@@ -192,7 +193,7 @@ func (c *Cluster) handle(b []byte) {
 		c.deliverMetaResult(body)
 	case msgWant:
 		os, err := decodeOriginSeq(body)
-		if err != nil || c.superseded(os.Origin) || c.cfg.Replica.Digest()[os.Origin] >= os.Seq {
+		if err != nil || c.superseded(os.Origin) || c.isFailed(os.Origin) || c.cfg.Replica.Digest()[os.Origin] >= os.Seq {
 			return
 		}
 		c.pull(sender, os.Origin)
@@ -201,6 +202,9 @@ func (c *Cluster) handle(b []byte) {
 
 func (c *Cluster) mergeDelta(sender string, d crdt.Delta) {
 	if d.Origin == c.self || c.superseded(d.Origin) {
+		return
+	}
+	if !c.admitRelay(sender, d.Origin) {
 		return
 	}
 	c.stats.DeltasReceived.Add(1)
@@ -228,6 +232,61 @@ func (c *Cluster) mergeDelta(sender string, d crdt.Delta) {
 		c.stats.GapsRepaired.Add(1)
 		c.pull(sender, d.Origin)
 	}
+}
+
+// async runs a blocking send off the worker goroutine, so a black-holed
+// peer's TCP timeout never stalls replication from everyone else. Only the
+// worker calls it; Shutdown waits for these after the worker has stopped.
+func (c *Cluster) async(fn func()) {
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		fn()
+	}()
+}
+
+// admitRelay decides whether entries of origin o, received from sender,
+// may be merged. The origin's own deltas always are (they prove it alive).
+// Relayed entries of an origin declared dead are refused, so a peer that
+// still holds them cannot bring sessions back after this node dropped them.
+// Relayed entries of an origin this node has never seen alive (it joined
+// after that node died) are merged as failed: stale, and gone after grace.
+func (c *Cluster) admitRelay(sender string, o crdt.Origin) bool {
+	c.mu.Lock()
+	p := c.peers[sender]
+	direct := p != nil && p.origin == o
+	_, failed := c.failed[o]
+	known := false
+	for _, q := range c.peers {
+		if q.origin == o {
+			known = true
+			break
+		}
+	}
+	if direct {
+		c.mu.Unlock()
+		return true
+	}
+	if failed {
+		c.mu.Unlock()
+		return false
+	}
+	if known {
+		c.mu.Unlock()
+		return true
+	}
+	c.failed[o] = struct{}{}
+	c.mu.Unlock()
+	c.log.Info("entries of a node not alive here: shown stale until it joins or grace ends", zap.String("origin", o.String()))
+	c.cfg.Replica.OriginFailed(o)
+	return true
+}
+
+func (c *Cluster) isFailed(o crdt.Origin) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.failed[o]
+	return ok
 }
 
 // checkHead pulls when a peer's watermark stayed ahead of ours across two
@@ -287,7 +346,8 @@ func (c *Cluster) pullNow(from string, o crdt.Origin) {
 	c.mu.Unlock()
 	c.stats.Pulls.Add(1)
 	after := c.cfg.Replica.Digest()[o]
-	_ = c.ml.SendReliable(node, encodeMsg(msgPull, c.name, originSeq{Origin: o, Seq: after}.encode()))
+	msg := encodeMsg(msgPull, c.name, originSeq{Origin: o, Seq: after}.encode())
+	c.async(func() { _ = c.ml.SendReliable(node, msg) })
 }
 
 // answerPull sends one page (up to maxDeltaEntries) of origin o's entries
