@@ -115,7 +115,7 @@ func New(cfg Config) (*Cluster, error) {
 	self := cfg.Replica.Origin()
 	c := &Cluster{
 		cfg: cfg, log: cfg.Logger, self: self,
-		name:    self.Node + "-" + strconv.FormatUint(self.Incarnation, 36),
+		name:    memberName(self),
 		peers:   make(map[string]*peer),
 		origins: make(map[string]crdt.Origin),
 		failed:  make(map[crdt.Origin]struct{}),
@@ -203,6 +203,9 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	return c, nil
 }
+
+// memberName is an origin's memberlist name: unique per boot.
+func memberName(o crdt.Origin) string { return o.Node + "-" + strconv.FormatUint(o.Incarnation, 36) }
 
 func splitHostPort(addr string) (string, int, error) {
 	host, p, err := net.SplitHostPort(addr)

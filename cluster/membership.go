@@ -54,6 +54,9 @@ func (c *Cluster) peerJoined(n *memberlist.Node) {
 	}
 	c.mu.Unlock()
 	for _, old := range retire {
+		c.mu.Lock()
+		delete(c.redial, memberName(old)) // its address belongs to the new boot now
+		c.mu.Unlock()
 		c.log.Info("node restarted: retiring its previous incarnation", zap.String("node", old.Node),
 			zap.Uint64("old", old.Incarnation), zap.Uint64("new", o.Incarnation))
 		c.cfg.Replica.OriginRetired(old)

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -63,8 +65,14 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 		return fmt.Errorf("room metadata store: %w", err)
 	}
 	// 2. The session engine; its writes wake the cluster's senders.
+	incarnation, err := nextIncarnation(cfg.DataDir)
+	if err != nil {
+		_ = meta.Close()
+		return err
+	}
 	var clusterRef atomic.Pointer[cluster.Cluster]
 	engine := session.New(session.Config{
+		Incarnation: incarnation,
 		OnLocalWrite: func(crdt.Entry) {
 			if c := clusterRef.Load(); c != nil {
 				c.Notify()
@@ -162,6 +170,23 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 	}
 	log.Info("presenced stopped")
 	return runErr
+}
+
+// nextIncarnation returns this boot's incarnation: the wall clock in ms, but
+// always above the previous boot's (kept in the data dir), so a clock stepped
+// back between restarts never makes a new boot look older than the last.
+func nextIncarnation(dataDir string) (uint64, error) {
+	path := filepath.Join(dataDir, "incarnation")
+	next := uint64(time.Now().UnixMilli())
+	if b, err := os.ReadFile(path); err == nil {
+		if prev, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && prev >= next {
+			next = prev + 1
+		}
+	}
+	if err := os.WriteFile(path, []byte(strconv.FormatUint(next, 10)+"\n"), 0o644); err != nil {
+		return 0, fmt.Errorf("data dir: record incarnation: %w", err)
+	}
+	return next, nil
 }
 
 // isLoopback reports whether a listen address binds only loopback.

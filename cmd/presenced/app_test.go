@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -161,5 +163,21 @@ func TestOpenModeRefusesNonLoopback(t *testing.T) {
 	err := Run(context.Background(), cfg, zaptest.NewLogger(t), nil)
 	if err == nil || !strings.Contains(err.Error(), "--allow-open") {
 		t.Fatalf("open mode on 0.0.0.0: %v", err)
+	}
+}
+
+func TestIncarnationAlwaysGrows(t *testing.T) {
+	dir := t.TempDir()
+	future := uint64(time.Now().Add(time.Hour).UnixMilli()) // the last boot ran with a clock an hour ahead
+	if err := os.WriteFile(filepath.Join(dir, "incarnation"), []byte(strconv.FormatUint(future, 10)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	inc, err := nextIncarnation(dir)
+	if err != nil || inc != future+1 {
+		t.Fatalf("incarnation %d, %v; want %d", inc, err, future+1)
+	}
+	again, _ := nextIncarnation(dir)
+	if again <= inc {
+		t.Fatalf("second boot %d not above %d", again, inc)
 	}
 }
