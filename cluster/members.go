@@ -86,6 +86,8 @@ type Cluster struct {
 
 	inbox    chan []byte
 	notify   chan struct{}
+	tasks    []func()      // engine calls queued by memberlist callbacks (guarded by mu)
+	tasksCh  chan struct{} // signals tasks
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	bg       sync.WaitGroup // forwarded writes being applied
@@ -129,6 +131,7 @@ func New(cfg Config) (*Cluster, error) {
 		pulling: make(map[crdt.Origin]time.Time),
 		inbox:   make(chan []byte, 4096),
 		notify:  make(chan struct{}, 1),
+		tasksCh: make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
 	if cfg.Meta != nil {

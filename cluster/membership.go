@@ -59,10 +59,10 @@ func (c *Cluster) peerJoined(n *memberlist.Node) {
 		c.mu.Unlock()
 		c.log.Info("node restarted: retiring its previous incarnation", zap.String("node", old.Node),
 			zap.Uint64("old", old.Incarnation), zap.Uint64("new", o.Incarnation))
-		c.cfg.Replica.OriginRetired(old)
+		c.later(func() { c.cfg.Replica.OriginRetired(old) })
 	}
 	if wasFailed {
-		c.cfg.Replica.OriginAlive(o)
+		c.later(func() { c.cfg.Replica.OriginAlive(o) })
 	}
 }
 
@@ -95,7 +95,7 @@ func (c *Cluster) peerLeft(n *memberlist.Node) {
 	c.log.Info("peer gone: its sessions are stale until they resume or grace ends",
 		zap.String("peer", n.Name), zap.String("state", state))
 	if !superseded {
-		c.cfg.Replica.OriginFailed(o)
+		c.later(func() { c.cfg.Replica.OriginFailed(o) })
 	}
 }
 
@@ -167,7 +167,7 @@ func (c *Cluster) mergeRemoteState(b []byte) {
 		retire = append(retire, c.noteOrigin(o)...)
 	}
 	for _, o := range retire {
-		c.cfg.Replica.OriginRetired(o)
+		c.later(func() { c.cfg.Replica.OriginRetired(o) })
 	}
 	ours := c.cfg.Replica.Digest()
 	c.mu.Lock()

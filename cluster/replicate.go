@@ -73,7 +73,29 @@ func (c *Cluster) worker() {
 			c.mu.Unlock()
 		case b := <-c.inbox:
 			c.handle(b)
+		case <-c.tasksCh:
+			c.mu.Lock()
+			tasks := c.tasks
+			c.tasks = nil
+			c.mu.Unlock()
+			for _, fn := range tasks {
+				fn()
+			}
 		}
+	}
+}
+
+// later queues an engine call for the worker. memberlist calls NotifyJoin
+// and NotifyLeave with its node lock held; marking a node's sessions stale
+// or dropping them walks every entry of that node, which must not hold up
+// probes (a slow callback makes healthy members look suspect). Order is kept.
+func (c *Cluster) later(fn func()) {
+	c.mu.Lock()
+	c.tasks = append(c.tasks, fn)
+	c.mu.Unlock()
+	select {
+	case c.tasksCh <- struct{}{}:
+	default:
 	}
 }
 
