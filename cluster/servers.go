@@ -99,6 +99,17 @@ func (s *Meta) TransferLeadership() error {
 	if !s.IsLeader() {
 		return nil
 	}
+	if servers, err := s.Servers(); err == nil {
+		voters := 0
+		for _, sv := range servers {
+			if sv.Voter {
+				voters++
+			}
+		}
+		if voters < 2 {
+			return nil // nobody to hand it to
+		}
+	}
 	return s.raft.LeadershipTransfer().Error()
 }
 
