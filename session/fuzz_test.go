@@ -14,7 +14,7 @@ import (
 func FuzzMergeHostileDelta(f *testing.F) {
 	peer := crdt.Origin{Node: "peer", Incarnation: 1}
 	good := crdt.Delta{Origin: peer, From: 0, To: 4, Entries: []crdt.Entry{
-		{Key: "s/x1", Value: []byte(`{"u":"eve","d":{},"k":"ws","st":"active","ca":1,"la":1}`), Version: crdt.Version{TS: crdt.MakeTimestamp(1, 0), Node: "peer"}, Origin: peer, Seq: 1},
+		{Key: "s/x1", Value: (&sessionRecord{User: "eve", Kind: KindWebSocket, State: Active, ConnectedAt: 1, LastActive: 1}).marshal(), Version: crdt.Version{TS: crdt.MakeTimestamp(1, 0), Node: "peer"}, Origin: peer, Seq: 1},
 		{Key: "m/x1/r", Value: []byte(`{"data":{"a":1},"at":1}`), Version: crdt.Version{TS: crdt.MakeTimestamp(1, 1), Node: "peer"}, Origin: peer, Seq: 2},
 		{Key: "t/x1/r", Value: []byte(`{"until":99}`), Version: crdt.Version{TS: crdt.MakeTimestamp(1, 2), Node: "peer"}, Origin: peer, Seq: 3},
 		{Key: "m/x1/r", Deleted: true, Value: []byte(`{"r":"bogus"}`), Version: crdt.Version{TS: crdt.MakeTimestamp(2, 0), Node: "peer"}, Origin: peer, Seq: 4},
@@ -28,7 +28,7 @@ func FuzzMergeHostileDelta(f *testing.F) {
 	hostile.Entries = []crdt.Entry{
 		{Key: "s/", Value: []byte(`{`), Version: crdt.Version{TS: 5, Node: "peer"}, Origin: peer, Seq: 1},
 		{Key: "m//", Value: []byte(`null`), Version: crdt.Version{TS: 6, Node: "peer"}, Origin: peer, Seq: 2},
-		{Key: "s/mine", Value: []byte(`{"u":"x","st":"weird"}`), Version: crdt.Version{TS: 7, Node: "peer"}, Origin: peer, Seq: 3},
+		{Key: "s/mine", Value: []byte{recordVersion, 200, 0}, Version: crdt.Version{TS: 7, Node: "peer"}, Origin: peer, Seq: 3},
 	}
 	b, _ = hostile.MarshalBinary()
 	f.Add(b)
@@ -64,7 +64,7 @@ func TestMergeRefusesFutureClock(t *testing.T) {
 	defer e.Stop()
 	peer := crdt.Origin{Node: "peer", Incarnation: 1}
 	at := func(ms int64) crdt.Delta {
-		return crdt.Delta{Origin: peer, To: 1, Entries: []crdt.Entry{{Key: "s/x", Value: []byte(`{"u":"z","st":"active"}`),
+		return crdt.Delta{Origin: peer, To: 1, Entries: []crdt.Entry{{Key: "s/x", Value: (&sessionRecord{User: "z", State: Active}).marshal(),
 			Version: crdt.Version{TS: crdt.MakeTimestamp(ms, 0), Node: "peer"}, Origin: peer, Seq: 1}}}
 	}
 	if _, err := e.Merge(at(1_000_000 + 60_000)); !errors.Is(err, crdt.ErrClockAhead) {
@@ -79,4 +79,38 @@ func TestMergeRefusesFutureClock(t *testing.T) {
 	if p := e.UserPresence("z"); p.State != Active {
 		t.Fatalf("accepted delta not applied: %+v", p)
 	}
+}
+
+func TestSessionRecordRoundTrip(t *testing.T) {
+	in := sessionRecord{User: "ünïcode", Device: Device{Kind: "web", Platform: "linux", Meta: []byte(`{"a":1}`)}, Kind: KindHTTP,
+		State: Away, Location: "room/1", ConnectedAt: 1700000000000, LastActive: -5, SecretHash: "abcd", Meta: []byte(`[1]`)}
+	var out sessionRecord
+	if err := out.unmarshal(in.marshal()); err != nil {
+		t.Fatal(err)
+	}
+	if string(mustJSON(in)) != string(mustJSON(out)) {
+		t.Fatalf("round trip:\n%s\n%s", mustJSON(in), mustJSON(out))
+	}
+	b := in.marshal()
+	for i := range b {
+		var r sessionRecord
+		_ = r.unmarshal(b[:i]) // every truncation is an error or a valid record, never a panic
+	}
+}
+
+// FuzzSessionRecord: any bytes decode to an error or to a record that
+// re-encodes to the same bytes.
+func FuzzSessionRecord(f *testing.F) {
+	f.Add((&sessionRecord{User: "u", State: Active, Kind: KindWebSocket}).marshal())
+	f.Add([]byte{1, 1, 1, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r sessionRecord
+		if r.unmarshal(b) != nil {
+			return
+		}
+		var again sessionRecord
+		if err := again.unmarshal(r.marshal()); err != nil || string(mustJSON(r)) != string(mustJSON(again)) {
+			t.Fatalf("re-encode changed the record: %v", err)
+		}
+	})
 }

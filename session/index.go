@@ -79,7 +79,7 @@ func (e *Engine) applySessionLocked(sid string, ent crdt.Entry) {
 		return
 	}
 	var rec sessionRecord
-	if err := json.Unmarshal(ent.Value, &rec); err != nil {
+	if err := rec.unmarshal(ent.Value); err != nil {
 		e.log.Warn("undecodable session record ignored")
 		return
 	}

@@ -120,7 +120,7 @@ func (e *Engine) Open(req OpenRequest) (Opened, error) {
 	}
 	o := &owned{id: sid, attach: 1, kind: req.Kind, connected: true, lastActive: now, lastBeat: now}
 	e.owned[sid] = o
-	e.setLocked(sessionKey(sid), mustJSON(rec))
+	e.setLocked(sessionKey(sid), rec.marshal())
 	e.scheduleLocked(o)
 	return Opened{Session: sid, ResumeToken: sid + "." + secret, Attach: o.attach}, nil
 }
@@ -161,7 +161,7 @@ func (e *Engine) Resume(token, user string) (Opened, error) {
 	o.lastActive, o.lastBeat, o.staleSince = now, now, time.Time{}
 	rec := *s.rec
 	rec.State, rec.LastActive = Active, now.UnixMilli()
-	e.setLocked(sessionKey(sid), mustJSON(rec))
+	e.setLocked(sessionKey(sid), rec.marshal())
 	e.scheduleLocked(o)
 	return Opened{Session: sid, ResumeToken: token, Resumed: true, Attach: o.attach}, nil
 }
@@ -211,7 +211,7 @@ func (e *Engine) ownedLocked(sid string) (*owned, *sess, error) {
 func (e *Engine) writeRecordLocked(s *sess, fn func(*sessionRecord)) {
 	rec := *s.rec
 	fn(&rec)
-	e.setLocked(sessionKey(s.id), mustJSON(rec))
+	e.setLocked(sessionKey(s.id), rec.marshal())
 }
 
 // Disconnect marks a session's connection lost: it goes stale and leaves
