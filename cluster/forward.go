@@ -8,8 +8,6 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/memberlist"
-
-	"github.com/presenced/presenced/crdt"
 )
 
 // Room-metadata writes are accepted on any node. A follower ships the raft
@@ -28,8 +26,6 @@ type forwardReply struct {
 	Err    string `json:"err,omitempty"` // "", not_leader, unknown_outcome, unavailable (+ Msg)
 	Msg    string `json:"msg,omitempty"`
 }
-
-func crdtOrigin(m meta) crdt.Origin { return crdt.Origin{Node: m.Node, Incarnation: m.Incarnation} }
 
 // forwardToLeader is the Meta's Forwarder.
 func (c *Cluster) forwardToLeader(ctx context.Context, cmd command) (result, error) {

@@ -243,9 +243,3 @@ func (s *Server) attach(c *conn) {
 		old.fail(CloseSessionEnded, "session resumed on another connection")
 	}
 }
-
-func (s *Server) connCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
