@@ -19,6 +19,7 @@ import (
 const (
 	opPut    = "put"
 	opDelete = "delete"
+	opRead   = "read" // a linearizable read: changes nothing, answers in log order
 )
 
 // command is one raft log entry, JSON encoded. It is self-contained and
@@ -29,7 +30,7 @@ type command struct {
 	Op        string    `json:"op"`
 	RequestID string    `json:"request_id"`
 	Meta      *RoomMeta `json:"meta,omitempty"` // put
-	Room      string    `json:"room,omitempty"` // delete
+	Room      string    `json:"room,omitempty"` // delete, read
 }
 
 // Result codes carried by result and outcome. They are data (not Go errors)
@@ -118,6 +119,13 @@ func (f *metaFSM) applyCommand(index uint64, cmd command) (result, *change) {
 	defer f.mu.Unlock()
 	f.applied = index
 
+	if cmd.Op == opRead { // not kept in the idempotency window: reads repeat safely
+		m, ok := f.rooms[cmd.Room]
+		if !ok {
+			return result{Code: codeNotFound, Msg: fmt.Sprintf("room %q", cmd.Room)}, nil
+		}
+		return result{Meta: m.clone()}, nil
+	}
 	if cmd.RequestID != "" {
 		if o, ok := f.requests.get(cmd.RequestID); ok {
 			return replay(o, cmd, digest), nil

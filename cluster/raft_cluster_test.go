@@ -97,6 +97,14 @@ func TestRaftGroupFormsWritesForwardAndSurviveLeaderLoss(t *testing.T) {
 			return ok && m.MaxMembers == 7
 		})
 	}
+	// A consistent read on a follower goes through the leader's log: it sees
+	// the write at once, and reports a room that has none as not found.
+	if m, err := follower.meta.GetConsistent(ctx, "written-on-follower"); err != nil || m.MaxMembers != 7 {
+		t.Fatalf("consistent read on follower: %+v %v", m, err)
+	}
+	if _, err := follower.meta.GetConsistent(ctx, "never-written"); !errors.Is(err, cluster.ErrNotFound) {
+		t.Fatalf("consistent read of a missing room: %v", err)
+	}
 	// Kill the leader; the survivors elect another and keep the write.
 	var leader *raftNode
 	for _, n := range nodes {

@@ -261,6 +261,21 @@ func (s *Meta) Delete(ctx context.Context, room, requestID string) error {
 	return err
 }
 
+// GetConsistent is a linearizable read of a room's metadata: the read goes
+// through the raft log (forwarded to the leader like a write), so it sees
+// every write acknowledged before it began. Get answers from the local FSM
+// and may lag the leader by a few milliseconds. ErrNotFound if there is none.
+func (s *Meta) GetConsistent(ctx context.Context, room string) (RoomMeta, error) {
+	if len(room) == 0 || len(room) > MaxRoomIDBytes {
+		return RoomMeta{}, fmt.Errorf("%w: room id must be 1..%d bytes, got %d", ErrInvalid, MaxRoomIDBytes, len(room))
+	}
+	res, err := s.apply(ctx, command{Op: opRead, Room: room})
+	if err != nil {
+		return RoomMeta{}, err
+	}
+	return res.Meta, nil
+}
+
 // apply proposes cmd to raft on this node and waits for the FSM's result.
 // It is the one write path: the forwarding layer (next issue) will call it
 // on the leader with a command received from a follower.

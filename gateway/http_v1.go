@@ -296,6 +296,18 @@ func (s *Server) getMeta(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if r.URL.Query().Get("consistent") == "true" {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		b, err := m.GetJSONConsistent(ctx, r.PathValue("room"))
+		if err != nil {
+			s.metaErr(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+		return
+	}
 	b, found := m.GetJSON(r.PathValue("room"))
 	if !found {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no metadata for room "+r.PathValue("room"))

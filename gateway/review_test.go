@@ -70,6 +70,9 @@ func (f *fakeMeta) PutJSON(ctx context.Context, room string, body []byte, id str
 func (f *fakeMeta) GetJSON(room string) ([]byte, bool) {
 	return []byte(`{"room":"` + room + `"}`), true
 }
+func (f *fakeMeta) GetJSONConsistent(ctx context.Context, room string) ([]byte, error) {
+	return []byte(`{"room":"` + room + `"}`), nil
+}
 func (f *fakeMeta) DeleteRoom(ctx context.Context, room, id string) error {
 	return ErrMetaNotFound
 }

@@ -20,6 +20,8 @@ import (
 type MetaStore interface {
 	PutJSON(ctx context.Context, room string, body []byte, requestID string) ([]byte, error)
 	GetJSON(room string) ([]byte, bool)
+	// GetJSONConsistent is a linearizable read (through the raft leader).
+	GetJSONConsistent(ctx context.Context, room string) ([]byte, error)
 	DeleteRoom(ctx context.Context, room, requestID string) error
 	ListJSON() []byte
 }

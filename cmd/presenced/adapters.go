@@ -62,6 +62,14 @@ func (s metaStore) GetJSON(room string) ([]byte, bool) {
 	return b, true
 }
 
+func (s metaStore) GetJSONConsistent(ctx context.Context, room string) ([]byte, error) {
+	m, err := s.meta.GetConsistent(ctx, room)
+	if err != nil {
+		return nil, mapMetaErr(err)
+	}
+	return json.Marshal(m)
+}
+
 func (s metaStore) DeleteRoom(ctx context.Context, room, requestID string) error {
 	return mapMetaErr(s.meta.Delete(ctx, room, requestID))
 }

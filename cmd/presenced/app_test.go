@@ -122,6 +122,12 @@ func TestNodeEndToEnd(t *testing.T) {
 	if code, body := put(t, base+"/v1/rooms/small/meta", `{"max_members":-1}`); code != 400 {
 		t.Fatalf("invalid meta accepted: %d %s", code, body)
 	}
+	if code, body := get(t, base+"/v1/rooms/small/meta?consistent=true"); code != 200 || !strings.Contains(body, `"title":"Small"`) {
+		t.Fatalf("consistent read %d %s", code, body)
+	}
+	if code, body := get(t, base+"/v1/rooms/nothing/meta?consistent=true"); code != 404 {
+		t.Fatalf("consistent read of a missing room %d %s", code, body)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ws := "ws://" + addr + "/v1/ws"
