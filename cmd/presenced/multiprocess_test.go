@@ -25,7 +25,7 @@ type proc struct {
 	cmd                *exec.Cmd
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -35,15 +35,34 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func startProc(t *testing.T, name string, grace time.Duration, join string) *proc {
+func startProc(t testing.TB, name string, grace time.Duration, join string) *proc {
 	t.Helper()
-	p := &proc{name: name, http: freePort(t), gossip: freePort(t)}
-	args := []string{"--node-name", name, "--listen", p.http, "--raft-addr", freePort(t), "--gossip-addr", p.gossip,
-		"--gossip-profile", "local", "--data-dir", filepath.Join(t.TempDir(), name), "--session-grace", grace.String(),
-		"--log-level", "warn"}
-	if join != "" {
-		args = append(args, "--join", join)
+	return startProcWith(t, procOpts{name: name, grace: grace, join: join, profile: "local", dataDir: filepath.Join(t.TempDir(), name)})
+}
+
+// procOpts says how to run a node process; a restart reuses name, ports and
+// data dir, as an operator's restart would.
+type procOpts struct {
+	name, join, profile, dataDir string
+	http, gossip, raft           string // "" picks free ports
+	grace                        time.Duration
+}
+
+func startProcWith(t testing.TB, o procOpts) *proc {
+	t.Helper()
+	for _, a := range []*string{&o.http, &o.gossip, &o.raft} {
+		if *a == "" {
+			*a = freePort(t)
+		}
 	}
+	p := &proc{name: o.name, http: o.http, gossip: o.gossip}
+	args := []string{"--node-name", o.name, "--listen", o.http, "--raft-addr", o.raft, "--gossip-addr", o.gossip,
+		"--gossip-profile", o.profile, "--data-dir", o.dataDir, "--session-grace", o.grace.String(),
+		"--log-level", "warn"}
+	if o.join != "" {
+		args = append(args, "--join", o.join)
+	}
+	name := o.name
 	p.cmd = exec.Command(os.Args[0], args...)
 	p.cmd.Env = append(os.Environ(), "PRESENCED_AS_NODE=1")
 	logf, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
@@ -72,7 +91,7 @@ func startProc(t *testing.T, name string, grace time.Duration, join string) *pro
 func (p *proc) base() string { return "http://" + p.http }
 
 // waitUp polls /readyz (the process may not be listening yet).
-func (p *proc) waitUp(t *testing.T) {
+func (p *proc) waitUp(t testing.TB) {
 	t.Helper()
 	waitFor(t, 20*time.Second, p.name+" ready", func() bool {
 		resp, err := httpClient.Get(p.base() + "/readyz")
@@ -226,7 +245,7 @@ func httpPost(url, body string) (int, error) {
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
 
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
