@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/presenced/presenced/session"
+)
+
+// bounds are the oracle's documented tolerances.
+type bounds struct {
+	Ghost        time.Duration // a session or user still shown this long after its last connection ended is a ghost
+	FalseOffline time.Duration // a user connected this long and shown offline is a false offline
+	Converge     time.Duration // nodes may disagree on a member this long
+	Unknown      time.Duration // a listed session the driver has not been told of yet
+}
+
+// violations collects what the oracle found, by kind, with the first examples.
+type violations struct {
+	mu       sync.Mutex
+	start    time.Time
+	count    map[string]int
+	examples map[string][]string
+}
+
+func newViolations(start time.Time) *violations {
+	return &violations{start: start, count: map[string]int{}, examples: map[string][]string{}}
+}
+
+func (v *violations) add(kind, example string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.count[kind]++
+	if len(v.examples[kind]) < 3 {
+		v.examples[kind] = append(v.examples[kind], fmt.Sprintf("t=%.1fs %s", time.Since(v.start).Seconds(), example))
+	}
+}
+
+func (v *violations) total() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n := 0
+	for _, c := range v.count {
+		n += c
+	}
+	return n
+}
+
+// oracle samples every ready node's answers and compares them with the
+// ground truth and with each other.
+type oracle struct {
+	nodes  []*node
+	lb     *balancer
+	tr     *truth
+	rooms  []string
+	users  []string
+	b      bounds
+	v      *violations
+	faults *faultLog
+
+	samples  atomic.Int64 // node answers compared
+	unknown  map[string]time.Time
+	diverged map[string]time.Time // room/session → first seen disagreeing
+	reported map[string]bool
+}
+
+var api = &http.Client{Timeout: time.Second}
+
+func getJSON(u string, out any) error {
+	resp, err := api.Get(u)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s: %d %s", u, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	return json.Unmarshal(b, out)
+}
+
+type membersBody struct {
+	Version uint64           `json:"version"`
+	Members []session.Member `json:"members"`
+}
+
+// nodeView is one node's answers in one sampling round.
+type nodeView struct {
+	n       *node
+	members map[string]map[string]session.State // room → session → state
+}
+
+// readiness keeps the balancer's ready set current.
+func (o *oracle) readiness(ctx context.Context) {
+	for ctx.Err() == nil {
+		var ready []*node
+		for _, n := range o.nodes {
+			if n.ready() {
+				ready = append(ready, n)
+			}
+		}
+		o.lb.set(ready)
+		sleepCtx(ctx, 250*time.Millisecond)
+	}
+}
+
+func (o *oracle) run(ctx context.Context, every time.Duration) {
+	o.unknown, o.diverged, o.reported = map[string]time.Time{}, map[string]time.Time{}, map[string]bool{}
+	for sleepCtx(ctx, every) {
+		o.round(time.Now())
+	}
+}
+
+// round samples every ready node once.
+func (o *oracle) round(start time.Time) {
+	var views []nodeView
+	for _, n := range o.lb.snapshot() {
+		if nv, ok := o.sample(n); ok {
+			views = append(views, nv)
+		}
+	}
+	o.compare(views, time.Now())
+}
+
+func (o *oracle) sample(n *node) (nodeView, bool) {
+	nv := nodeView{n: n, members: map[string]map[string]session.State{}}
+	exempt := o.faults.exempt(time.Now(), o.b)
+	for _, room := range o.rooms {
+		var mb membersBody
+		var counts session.Counts
+		if getJSON(n.base()+"/v1/rooms/"+room+"/members", &mb) != nil || getJSON(n.base()+"/v1/rooms/"+room+"/counts", &counts) != nil {
+			return nv, false // the node went away mid-round
+		}
+		now := time.Now()
+		o.samples.Add(1)
+		states := map[string]session.State{}
+		for _, m := range mb.Members {
+			states[m.Session] = m.State
+			o.checkListed(n, room, m, now)
+		}
+		nv.members[room] = states
+		if counts.Version == mb.Version {
+			o.checkCounts(n, room, mb, counts)
+		}
+		if !exempt {
+			for _, s := range o.tr.liveInRoom(room, now.Add(-o.b.FalseOffline)) {
+				if _, ok := states[s.id]; !ok {
+					o.v.add("false_offline", fmt.Sprintf("%s room %s: session %s of %s connected %.1fs, in the room %.1fs, not listed",
+						n.name, room, short(s.id), s.user, now.Sub(s.since).Seconds(), now.Sub(s.enteredAt).Seconds()))
+				}
+			}
+		}
+	}
+	for i := 0; i < len(o.users); i += 100 {
+		ids := o.users[i:min(i+100, len(o.users))]
+		var batch struct {
+			Users map[string]session.UserPresence `json:"users"`
+		}
+		if getJSON(n.base()+"/v1/users?ids="+url.QueryEscape(strings.Join(ids, ",")), &batch) != nil {
+			return nv, false
+		}
+		now := time.Now()
+		o.samples.Add(1)
+		for _, u := range ids {
+			p := batch.Users[u]
+			since, last := o.tr.userState(u, now)
+			switch {
+			case p.State != session.Offline && p.State != "" && !last.IsZero() && now.Sub(last) > o.b.Ghost:
+				o.v.add("ghost", fmt.Sprintf("%s: user %s shown %s, %.1fs after their last connection ended", n.name, u, p.State, now.Sub(last).Seconds()))
+			case p.State != session.Offline && p.State != "" && last.IsZero() && now.Sub(o.v.start) > o.b.Ghost:
+				o.v.add("ghost", fmt.Sprintf("%s: user %s shown %s but never connected", n.name, u, p.State))
+			case (p.State == session.Offline || p.State == "") && !since.IsZero() && now.Sub(since) > o.b.FalseOffline && !exempt:
+				o.v.add("false_offline", fmt.Sprintf("%s: user %s shown offline, connected for %.1fs", n.name, u, now.Sub(since).Seconds()))
+			}
+		}
+	}
+	return nv, true
+}
+
+// checkListed: a listed member must be a session whose connection is live,
+// or ended less than the ghost bound ago.
+func (o *oracle) checkListed(n *node, room string, m session.Member, now time.Time) {
+	s, ok := o.tr.lookup(m.Session)
+	if !ok {
+		first, seen := o.unknown[m.Session]
+		if !seen {
+			o.unknown[m.Session] = now
+		} else if now.Sub(first) > o.b.Unknown {
+			o.v.add("ghost", fmt.Sprintf("%s room %s: session %s of %s listed (%s) but no client ever had it", n.name, room, short(m.Session), m.User, m.State))
+			o.unknown[m.Session] = now // report again only after another bound
+		}
+		return
+	}
+	if s.ended && !s.connected && now.Sub(s.lastConnEnd) > o.b.Ghost {
+		o.v.add("ghost", fmt.Sprintf("%s room %s: session %s of %s listed (%s) %.1fs after its last connection ended",
+			n.name, room, short(m.Session), m.User, m.State, now.Sub(s.lastConnEnd).Seconds()))
+	}
+}
+
+// checkCounts: counts read at the same version as the listing must agree with it.
+func (o *oracle) checkCounts(n *node, room string, mb membersBody, c session.Counts) {
+	users, here := map[string]bool{}, 0
+	anon := 0
+	for _, m := range mb.Members {
+		if m.User == "" {
+			anon++
+		} else {
+			users[m.User] = true
+		}
+		if m.Here {
+			here++
+		}
+	}
+	if c.Online.Connections != len(mb.Members) || c.Online.Users != len(users) || c.Online.Anonymous != anon || c.Here.Connections != here {
+		o.v.add("counts", fmt.Sprintf("%s room %s v%d: counts %+v / here %+v, listing has %d sessions, %d users, %d here",
+			n.name, room, mb.Version, c.Online, c.Here, len(mb.Members), len(users), here))
+	}
+}
+
+// compare finds members the nodes disagree on, and reports those that stay
+// in disagreement longer than the convergence bound.
+func (o *oracle) compare(views []nodeView, now time.Time) {
+	if len(views) < 2 {
+		return
+	}
+	exempt := o.faults.exempt(now, o.b)
+	seen := map[string]bool{}
+	for _, room := range o.rooms {
+		all := map[string]bool{}
+		for _, nv := range views {
+			for sid := range nv.members[room] {
+				all[sid] = true
+			}
+		}
+		for sid := range all {
+			var desc []string
+			agree := true
+			first, firstOK := views[0].members[room][sid]
+			for _, nv := range views {
+				st, ok := nv.members[room][sid]
+				if ok != firstOK || st != first {
+					agree = false
+				}
+				if !ok {
+					st = "absent"
+				}
+				desc = append(desc, nv.n.name+"="+string(st))
+			}
+			key := room + "/" + sid
+			if agree || exempt {
+				continue
+			}
+			seen[key] = true
+			since, ok := o.diverged[key]
+			if !ok {
+				o.diverged[key] = now
+			} else if now.Sub(since) > o.b.Converge && !o.reported[key] {
+				o.reported[key] = true
+				sort.Strings(desc)
+				o.v.add("divergence", fmt.Sprintf("room %s session %s: %v for %.1fs", room, short(sid), desc, now.Sub(since).Seconds()))
+			}
+		}
+	}
+	for k := range o.diverged {
+		if !seen[k] {
+			delete(o.diverged, k)
+		}
+	}
+}
+
+// converged reports whether every ready node lists the same members (and
+// states) in every room, and their counts agree.
+func (o *oracle) converged() (bool, string) {
+	var first map[string]string
+	var firstName string
+	for _, n := range o.lb.snapshot() {
+		got := map[string]string{}
+		for _, room := range o.rooms {
+			var mb membersBody
+			var counts session.Counts
+			if err := getJSON(n.base()+"/v1/rooms/"+room+"/members", &mb); err != nil {
+				return false, err.Error()
+			}
+			if err := getJSON(n.base()+"/v1/rooms/"+room+"/counts", &counts); err != nil {
+				return false, err.Error()
+			}
+			var ss []string
+			for _, m := range mb.Members {
+				ss = append(ss, m.Session+"="+string(m.State))
+			}
+			sort.Strings(ss)
+			got[room] = fmt.Sprint(ss, counts.Online, counts.Here)
+		}
+		if first == nil {
+			first, firstName = got, n.name
+			continue
+		}
+		for _, room := range o.rooms {
+			if got[room] != first[room] {
+				return false, fmt.Sprintf("room %s: %s and %s differ", room, firstName, n.name)
+			}
+		}
+	}
+	return true, ""
+}

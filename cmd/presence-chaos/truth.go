@@ -1,0 +1,151 @@
+package main
+
+import (
+	"sync"
+	"time"
+)
+
+// truth is the ground truth the driver records: which sessions are really
+// connected and which users have at least one, at every instant.
+type truth struct {
+	mu       sync.Mutex
+	sessions map[string]*sessTruth
+	users    map[string]*userTruth
+	byUser   map[string][]*sessTruth
+	opened   int
+}
+
+type sessTruth struct {
+	id, user    string
+	room        string
+	connected   bool
+	since       time.Time // connected since (this connection)
+	enteredAt   time.Time // in its room since
+	lastConnEnd time.Time // when its last connection ended
+	ended       bool      // the session is over: closed, crashed, or its resume failed
+}
+
+type userTruth struct {
+	connected int       // tabs connected now
+	since     time.Time // ≥ 1 tab connected continuously since
+}
+
+func newTruth() *truth {
+	return &truth{sessions: map[string]*sessTruth{}, users: map[string]*userTruth{}, byUser: map[string][]*sessTruth{}}
+}
+
+func (t *truth) user(u string) *userTruth {
+	ut := t.users[u]
+	if ut == nil {
+		ut = &userTruth{}
+		t.users[u] = ut
+	}
+	return ut
+}
+
+// connected: a welcome for session id arrived (new or resumed).
+func (t *truth) connected(id, user string, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.sessions[id]
+	if s == nil {
+		s = &sessTruth{id: id, user: user}
+		t.sessions[id] = s
+		t.byUser[user] = append(t.byUser[user], s)
+		t.opened++
+	}
+	if s.connected {
+		return
+	}
+	s.connected, s.since, s.ended = true, now, false
+	ut := t.user(user)
+	if ut.connected == 0 {
+		ut.since = now
+	}
+	ut.connected++
+}
+
+// entered: the session is in room since now.
+func (t *truth) entered(id, room string, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := t.sessions[id]; s != nil {
+		s.room, s.enteredAt = room, now
+	}
+}
+
+// disconnected: the session's connection ended at now; end says whether
+// the session is over too (closed or crashed for good).
+func (t *truth) disconnected(id string, now time.Time, end bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.sessions[id]
+	if s == nil {
+		return
+	}
+	if s.connected {
+		s.connected, s.lastConnEnd = false, now
+		ut := t.user(s.user)
+		ut.connected--
+	}
+	if end {
+		s.ended = true
+	}
+}
+
+// lookup returns a copy of a session's truth.
+func (t *truth) lookup(id string) (sessTruth, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.sessions[id]
+	if !ok {
+		return sessTruth{}, false
+	}
+	return *s, true
+}
+
+// userState: the user has had a tab connected continuously since `since`
+// (zero if none now); lastPresent is when any session of theirs last had a
+// connection or could still be resumed (now, if one is not over).
+func (t *truth) userState(u string, now time.Time) (since, lastPresent time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ut := t.users[u]
+	if ut != nil && ut.connected > 0 {
+		since = ut.since
+	}
+	for _, s := range t.byUser[u] {
+		switch {
+		case s.connected || !s.ended:
+			lastPresent = now
+		case s.lastConnEnd.After(lastPresent):
+			lastPresent = s.lastConnEnd
+		}
+	}
+	return since, lastPresent
+}
+
+// liveInRoom lists the sessions connected since before cutoff and in room
+// since before cutoff.
+func (t *truth) liveInRoom(room string, cutoff time.Time) []sessTruth {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []sessTruth
+	for _, s := range t.sessions {
+		if s.connected && s.room == room && s.since.Before(cutoff) && s.enteredAt.Before(cutoff) {
+			out = append(out, *s)
+		}
+	}
+	return out
+}
+
+func (t *truth) counts() (sessions, connected int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range t.sessions {
+		if s.connected {
+			connected++
+		}
+	}
+	return t.opened, connected
+}
