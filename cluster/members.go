@@ -82,6 +82,7 @@ type Cluster struct {
 	pending map[uint64]chan forwardReply
 	digests map[string]peerDigest     // latest digest of each peer (tombstone GC)
 	pulling map[crdt.Origin]time.Time // origins with a pull in flight (last progress)
+	resyncs map[crdt.Origin]*resyncState
 	corr    atomic.Uint64
 
 	inbox    chan []byte
@@ -99,7 +100,7 @@ type Cluster struct {
 
 // Stats are replication counters for metrics.
 type Stats struct {
-	DeltasSent, DeltasReceived, GapsRepaired, Pulls, DigestMismatches, Dropped, TombstonesCollected, EOFHints atomic.Uint64
+	DeltasSent, DeltasReceived, GapsRepaired, Pulls, DigestMismatches, Dropped, TombstonesCollected, EOFHints, Resyncs, ResyncPruned atomic.Uint64
 }
 
 // New starts gossip (it does not join: call Join).
@@ -129,6 +130,7 @@ func New(cfg Config) (*Cluster, error) {
 		pending: make(map[uint64]chan forwardReply),
 		digests: make(map[string]peerDigest),
 		pulling: make(map[crdt.Origin]time.Time),
+		resyncs: make(map[crdt.Origin]*resyncState),
 		inbox:   make(chan []byte, 4096),
 		notify:  make(chan struct{}, 1),
 		tasksCh: make(chan struct{}, 1),

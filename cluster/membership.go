@@ -62,7 +62,11 @@ func (c *Cluster) peerJoined(n *memberlist.Node) {
 		c.later(func() { c.cfg.Replica.OriginRetired(old) })
 	}
 	if wasFailed {
-		c.later(func() { c.cfg.Replica.OriginAlive(o) })
+		name := n.Name
+		c.later(func() {
+			c.cfg.Replica.OriginAlive(o)
+			c.resync(name, o)
+		})
 	}
 }
 

@@ -115,3 +115,43 @@ func sameUsers(a, b *testNode) bool {
 	}
 	return true
 }
+
+// A partition shorter than grace, during which an owner removes a session
+// and its peers on the same side collect the tombstone: after the heal, the
+// node that was cut off must not keep the removed session (a ghost). It
+// re-reads the owner's origin and prunes what the owner no longer holds.
+func TestShortPartitionLeavesNoGhost(t *testing.T) {
+	mn := newMemNet(2)
+	const grace = 8 * time.Second
+	n1 := startFaultNode(t, mn, "g1", grace)
+	n2 := startFaultNode(t, mn, "g2", grace, n1.c.Addr())
+	n3 := startFaultNode(t, mn, "g3", grace, n1.c.Addr())
+	nodes := []*testNode{n1, n2, n3}
+	var sids []string
+	for i, n := range nodes {
+		op, _ := n.engine.Open(session.OpenRequest{User: "u" + strconv.Itoa(i+1)})
+		_ = n.engine.Enter(op.Session, "r", nil)
+		sids = append(sids, op.Session)
+	}
+	all := "u1=active u2=active u3=active "
+	eventually(t, 10*time.Second, "replicated", func() bool {
+		return members(n1) == all && members(n2) == all && members(n3) == all
+	})
+	mn.partition([]string{n1.c.Addr(), n2.c.Addr()}, []string{n3.c.Addr()})
+	eventually(t, 5*time.Second, "n1 sees n3 dead", func() bool { return members(n1) == "u1=active u2=active u3=stale " })
+	if err := n1.engine.Close(sids[0], session.ReasonClosed, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "n1 and n2 collected u1's tombstone", func() bool {
+		return members(n2) == "u2=active u3=stale " && n1.engine.Stats().Tombstones == 0 && n2.engine.Stats().Tombstones == 0
+	})
+	if members(n3) != "u1=stale u2=stale u3=active " {
+		t.Fatalf("n3 during the partition: %s", members(n3))
+	}
+	mn.heal()
+	want := "u2=active u3=active "
+	took := eventually(t, 5*time.Second, "identical views without u1 after the heal", func() bool {
+		return members(n1) == want && members(n2) == want && members(n3) == want
+	})
+	t.Logf("views identical %v after the heal", took)
+}

@@ -13,5 +13,6 @@ type Replica interface {
 	OriginFailed(o crdt.Origin)
 	OriginAlive(o crdt.Origin)
 	OriginRetired(o crdt.Origin)
+	PruneOrigin(o crdt.Origin, keep map[string]struct{}, upTo uint64) int
 	CollectTombstones(safe crdt.Digest) int
 }

@@ -198,6 +198,14 @@ func (c *Cluster) handle(b []byte) {
 			return
 		}
 		c.async(func() { c.answerPull(sender, os) })
+	case msgResync:
+		os, err := decodeOriginSeq(body)
+		if err != nil {
+			return
+		}
+		c.async(func() { c.answerResync(sender, os) })
+	case msgResyncPage:
+		c.resyncPage(sender, body)
 	case msgDigest:
 		var d crdt.Digest
 		if d.UnmarshalBinary(body) == nil {

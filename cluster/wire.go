@@ -24,6 +24,11 @@ const (
 	msgWant byte = 4
 	// msgDigest carries the sender's whole digest, for tombstone GC.
 	msgDigest byte = 7
+	// msgResync asks an owner for its own origin's entries after seq, to
+	// repair a replica that may have missed removals (origin + after).
+	msgResync byte = 8
+	// msgResyncPage answers it: last(1) | crdt.Delta binary.
+	msgResyncPage byte = 9
 )
 
 var errBadMessage = errors.New("cluster: malformed message")

@@ -62,3 +62,42 @@ func (m *Map) CollectTombstones(safe Digest) int {
 	}
 	return n
 }
+
+// PruneOrigin removes the entries (live and tombstones) whose current writer
+// is o, whose seq is at most upTo, and whose key is not in keep; it returns
+// a Change (Cur = Entry{Key, Deleted: true, Origin: o}) for each live entry
+// removed, in o's seq order. o's watermark is unchanged.
+//
+// It repairs a replica that missed removals: keep is the set of keys o
+// itself holds up to upTo (read from o), so an entry of o missing from it
+// was removed by o, and its tombstone collected while this replica was cut
+// off. Cost: O(entries written by o).
+func (m *Map) PruneOrigin(o Origin, keep map[string]struct{}, upTo uint64) []Change {
+	st := m.origins[o]
+	if st == nil {
+		return nil
+	}
+	var changes []Change
+	m.hold = st // remove must not compact the log being walked
+	for _, r := range st.log {
+		if !m.valid(st, r) || r.seq > upTo {
+			continue
+		}
+		s := m.slots.at(r.idx)
+		if _, ok := keep[s.key]; ok {
+			continue
+		}
+		if !s.deleted() {
+			changes = append(changes, Change{
+				Key:     s.key,
+				Prev:    m.entry(s),
+				HadPrev: true,
+				Cur:     Entry{Key: s.key, Deleted: true, Origin: o},
+			})
+		}
+		m.remove(r.idx)
+	}
+	m.hold = nil
+	m.maybeCompact(st)
+	return changes
+}

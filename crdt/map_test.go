@@ -548,3 +548,42 @@ func TestSetSeqExhausted(t *testing.T) {
 	}
 	checkInvariants(t, m)
 }
+
+// PruneOrigin removes what the origin no longer holds (up to upTo), keeps
+// what it holds and anything written after upTo, and leaves the watermark.
+func TestPruneOrigin(t *testing.T) {
+	m := NewMap()
+	m.Set(oB, ts(5, 0), "taken", []byte("b"))
+	m.Merge(Delta{Origin: oA, From: 0, To: 5, Entries: []Entry{
+		ent(oA, 10, 1, "kept", "v1"),
+		ent(oA, 11, 2, "gone", "v2"),
+		ent(oA, 12, 3, "tomb", ""),
+		ent(oA, 13, 4, "taken", "a"),
+		ent(oA, 14, 5, "late", "v5"),
+	}})
+	changes := m.PruneOrigin(oA, map[string]struct{}{"kept": {}}, 4)
+	var keys []string
+	for _, c := range changes {
+		keys = append(keys, c.Key)
+		if !c.HadPrev || c.Prev.Origin != oA || !c.Cur.Deleted {
+			t.Errorf("change %+v", c)
+		}
+	}
+	if !reflect.DeepEqual(keys, []string{"gone", "taken"}) {
+		t.Fatalf("changes for %v", keys)
+	}
+	for _, k := range []string{"kept", "late"} {
+		if e, ok := m.Get(k); !ok || e.Deleted {
+			t.Fatalf("%s removed", k)
+		}
+	}
+	for _, k := range []string{"gone", "tomb", "taken"} {
+		if _, ok := m.Get(k); ok {
+			t.Fatalf("%s kept", k)
+		}
+	}
+	if m.Watermark(oA) != 5 || m.Len() != 2 {
+		t.Fatalf("watermark %d, len %d", m.Watermark(oA), m.Len())
+	}
+	checkInvariants(t, m)
+}

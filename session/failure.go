@@ -106,3 +106,23 @@ func (e *Engine) reindexOriginLocked(o crdt.Origin) {
 		}
 	}
 }
+
+// PruneOrigin removes o's sessions that o itself no longer holds: keep is
+// the set of keys o holds up to seq upTo, read from o after it came back
+// from being declared dead (its peers may have collected the tombstones of
+// what it removed meanwhile). Subscribers see leave with reason timeout.
+// Returns how many entries were removed.
+func (e *Engine) PruneOrigin(o crdt.Origin, keep map[string]struct{}, upTo uint64) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || o == e.origin {
+		return 0
+	}
+	gone := mustJSON(goneRecord{Reason: ReasonTimeout})
+	changes := e.data.PruneOrigin(o, keep, upTo)
+	for _, c := range changes {
+		c.Cur.Value = gone
+		e.applyLocked(c)
+	}
+	return len(changes)
+}
