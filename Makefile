@@ -10,7 +10,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 30s
 
-.PHONY: help build run test test-short vet tidy-check smoke bench fuzz clean cluster-start cluster-stop cluster-kill cluster-restart cluster-status
+.PHONY: help build run test test-short vet tidy-check smoke chaos chaos-long bench fuzz clean cluster-start cluster-stop cluster-kill cluster-restart cluster-status
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,9 +21,20 @@ build: ## build bin/presenced
 run: build ## start one node on 127.0.0.1:7070 (open dev mode, data in ./data)
 	./$(BIN)/presenced
 
-test: vet tidy-check ## vet, go.mod check, every test with -race, and the README tour against a real node
+test: vet tidy-check ## vet, go.mod check, every test with -race, the README tour against a real node, and a short chaos run
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory smoke
+	$(MAKE) --no-print-directory chaos
+
+CHAOS_FLAGS ?=
+chaos: build ## a short chaos run (~2 min): 5 nodes, 600 sessions, faults for 75 s; non-zero exit on any violation
+	$(GO) build -o $(BIN)/presence-chaos ./cmd/presence-chaos
+	./$(BIN)/presence-chaos --bin $(BIN)/presenced --nodes 5 --users 200 --tabs 3 --rooms 8 --duration 75s --fault-every 5s $(CHAOS_FLAGS)
+
+DURATION ?= 30m
+chaos-long: build ## chaos for DURATION (default 30m): 5 nodes, 2,100 sessions, a fault every ~12 s
+	$(GO) build -o $(BIN)/presence-chaos ./cmd/presence-chaos
+	./$(BIN)/presence-chaos --bin $(BIN)/presenced --nodes 5 --users 700 --tabs 3 --rooms 10 --duration $(DURATION) --fault-every 8s $(CHAOS_FLAGS)
 
 smoke: build ## start a node on free ports and run scripts/smoke.sh (the README tour) against it
 	@dir=$$(mktemp -d); \

@@ -237,9 +237,10 @@ func run(ctx context.Context, o options) (bool, error) {
 	}
 	stopBG()
 
-	lin := mc.check(60 * time.Second)
+	linHTML := filepath.Join(dir, "metadata-history.html")
+	lin := mc.check(60*time.Second, linHTML)
 	if lin != "Ok" {
-		viol.add("linearizability", fmt.Sprintf("room metadata history: porcupine says %s", lin))
+		viol.add("linearizability", fmt.Sprintf("room metadata history: porcupine says %s (see %s)", lin, linHTML))
 	}
 	rep := report{o: o, b: b, start: start, faults: flog, viol: viol, tr: tr, drv: drv, orc: orc, watchers: watchers, meta: mc,
 		lin: string(lin), convergedAfter: convergedAfter, netns: ns.netns}

@@ -160,12 +160,17 @@ var registerModel = porcupine.Model{
 	},
 }
 
-// check runs porcupine over the history.
-func (m *metaClient) check(timeout time.Duration) porcupine.CheckResult {
+// check runs porcupine over the history; when it is not linearizable, it
+// writes porcupine's visualization of it to htmlPath.
+func (m *metaClient) check(timeout time.Duration, htmlPath string) porcupine.CheckResult {
 	m.mu.Lock()
 	ops := append([]porcupine.Operation(nil), m.ops...)
 	m.mu.Unlock()
-	return porcupine.CheckOperationsTimeout(registerModel, ops, timeout)
+	res, info := porcupine.CheckOperationsVerbose(registerModel, ops, timeout)
+	if res == porcupine.Illegal {
+		_ = porcupine.VisualizePath(registerModel, info, htmlPath)
+	}
+	return res
 }
 
 // finalReads, after the faults: a consistent read of every room on every
