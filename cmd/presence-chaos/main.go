@@ -181,8 +181,8 @@ func run(ctx context.Context, o options) (bool, error) {
 			waiting = false
 		case <-progress.C:
 			opened, conn := tr.counts()
-			logf("t=%.0fs: %d faults, %d sessions opened, %d connected, %d samples, %d violations",
-				time.Since(start).Seconds(), flog.total(), opened, conn, orc.samples.Load(), viol.total())
+			logf("t=%.0fs: %d faults, %d sessions opened, %d connected, %d samples, %d violations%s",
+				time.Since(start).Seconds(), flog.total(), opened, conn, orc.samples.Load(), viol.total(), viol.brief())
 		}
 	}
 	progress.Stop()

@@ -30,6 +30,7 @@ type violations struct {
 	start    time.Time
 	count    map[string]int
 	examples map[string][]string
+	last     string
 }
 
 func newViolations(start time.Time) *violations {
@@ -40,9 +41,24 @@ func (v *violations) add(kind, example string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.count[kind]++
+	v.last = fmt.Sprintf("t=%.1fs %s: %s", time.Since(v.start).Seconds(), kind, example)
 	if len(v.examples[kind]) < 3 {
 		v.examples[kind] = append(v.examples[kind], fmt.Sprintf("t=%.1fs %s", time.Since(v.start).Seconds(), example))
 	}
+}
+
+// brief is "kind=count …" with the latest example, for progress lines.
+func (v *violations) brief() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := ""
+	for k, c := range v.count {
+		out += fmt.Sprintf(" %s=%d", k, c)
+	}
+	if v.last != "" {
+		out += "; latest: " + v.last
+	}
+	return out
 }
 
 func (v *violations) total() int {
