@@ -150,17 +150,24 @@ func visibleRooms(id Identity, rooms []string) []string {
 
 // readBody reads a small request body. navigator.sendBeacon posts
 // text/plain, so the content type is not checked; the body must be JSON.
+// Errors are answered in the /v1 shape.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	return readBodyAs(w, r, limit, v, writeError)
+}
+
+// readBodyAs is readBody with the error writer of the route family: the
+// seed routes answer their pattern's {"error":"..."} (seedError).
+func readBodyAs(w http.ResponseWriter, r *http.Request, limit int64, v any, fail func(http.ResponseWriter, int, Code, string)) bool {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, "body over "+strconv.FormatInt(limit, 10)+" bytes")
+		fail(w, http.StatusRequestEntityTooLarge, CodeTooLarge, "body over "+strconv.FormatInt(limit, 10)+" bytes")
 		return false
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
 		return true
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		writeError(w, http.StatusBadRequest, CodeBadJSON, "malformed JSON body: "+err.Error())
+		fail(w, http.StatusBadRequest, CodeBadJSON, "malformed JSON body: "+err.Error())
 		return false
 	}
 	return true

@@ -120,6 +120,14 @@ func (s *Server) ensureHTTPSession(id Identity, sid string, meta json.RawMessage
 	return nil
 }
 
+// seedBody reads a seed route's JSON body; a too large or malformed one is
+// answered in the pattern's {"error":"..."}, not the /v1 error shape.
+func seedBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	return readBodyAs(w, r, limit, v, func(w http.ResponseWriter, status int, _ Code, msg string) {
+		writeJSON(w, status, seedError{Error: msg})
+	})
+}
+
 func (s *Server) seedFail(w http.ResponseWriter, err error) {
 	code := codeOf(err)
 	writeJSON(w, statusOf(code), seedError{Error: err.Error()})
@@ -136,7 +144,7 @@ func (s *Server) seedHeartbeat(w http.ResponseWriter, r *http.Request) {
 		Status   string          `json:"status"`
 		Metadata json.RawMessage `json:"metadata"`
 	}
-	if !readBody(w, r, int64(s.cfg.MaxFrameBytes), &body) {
+	if !seedBody(w, r, int64(s.cfg.MaxFrameBytes), &body) {
 		return
 	}
 	if body.Status == "offline" {
@@ -223,7 +231,7 @@ func (s *Server) seedRoomAction(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Action string `json:"action"`
 	}
-	if !readBody(w, r, 4096, &body) {
+	if !seedBody(w, r, 4096, &body) {
 		return
 	}
 	var err error
@@ -261,7 +269,7 @@ func (s *Server) seedTyping(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Typing *bool `json:"typing"`
 	}
-	if !readBody(w, r, 4096, &body) {
+	if !seedBody(w, r, 4096, &body) {
 		return
 	}
 	if body.Typing == nil {

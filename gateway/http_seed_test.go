@@ -145,3 +145,30 @@ func TestSeedHeartbeatTTLExpires(t *testing.T) {
 		return strings.Contains(body, `"ttl":null`)
 	})
 }
+
+// A malformed or too large body on a seed route is answered in the
+// pattern's {"error":"..."}, like its other errors, not in the /v1 shape
+// (found by FuzzHTTPHandlers).
+func TestSeedBodyErrorsKeepThePatternShape(t *testing.T) {
+	n := newTestNode(t, nodeOpts{})
+	h := map[string]string{"X-Presence-User": "ann"}
+	for _, tc := range []struct {
+		path, body string
+		code       int
+	}{
+		{"/api/presence", `0`, 400},
+		{"/api/presence", `{"status":`, 400},
+		{"/api/presence", `{"metadata":"` + strings.Repeat("x", 70<<10) + `"}`, 413},
+		{"/api/presence/room/r", `[]`, 400},
+		{"/api/presence/room/r", `{"action":"` + strings.Repeat("x", 5000) + `"}`, 413},
+		{"/api/channels/c/typing", `{"typing":"yes"}`, 400},
+	} {
+		code, body := n.do("POST", tc.path, "text/plain", tc.body, h)
+		var e struct {
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(body), &e); code != tc.code || err != nil || e.Error == "" {
+			t.Errorf("POST %s %.20q: %d %s", tc.path, tc.body, code, body)
+		}
+	}
+}
