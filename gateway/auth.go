@@ -333,13 +333,8 @@ func decodeCaps(raw json.RawMessage) (Caps, error) {
 // parameter "token" (browsers cannot set headers on a WebSocket), then the
 // cookie "presence_token". It returns "" if there is none.
 func TokenFromRequest(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			if tok = strings.TrimSpace(tok); tok != "" {
-				return tok
-			}
-		}
+	if tok := bearerToken(r); tok != "" {
+		return tok
 	}
 	if r.URL != nil {
 		if tok := r.URL.Query().Get("token"); tok != "" {
@@ -350,4 +345,18 @@ func TokenFromRequest(r *http.Request) string {
 		return c.Value
 	}
 	return ""
+}
+
+// bearerToken returns X of an "Authorization: Bearer X" header, or "". The
+// scheme is case-insensitive (RFC 9110 §11.1): "bearer X" is the same token.
+func bearerToken(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return ""
+	}
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
 }

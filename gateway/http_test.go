@@ -174,3 +174,26 @@ func TestHealthReadyMetrics(t *testing.T) {
 		}
 	}
 }
+
+// The Authorization scheme is case-insensitive on /v1 as on /api: a client
+// sending "bearer X" was refused with 401 "missing token" on /v1 (found by
+// FuzzHTTPHandlers).
+func TestHTTPBearerSchemeAnyCase(t *testing.T) {
+	n := newTestNode(t, nodeOpts{secured: true})
+	tok := token(t, "x", time.Hour, nil)
+	for _, h := range []string{"Bearer " + tok, "bearer " + tok, "BEARER " + tok, "  Bearer   " + tok + " "} {
+		if code, body := n.do("GET", "/v1/users/x/rooms", "", "", map[string]string{"Authorization": h}); code != 200 {
+			t.Errorf("%q: %d %s", h[:10], code, body)
+		}
+		if code, _ := n.do("GET", "/api/presence?userIds=x", "", "", map[string]string{"Authorization": h}); code != 200 {
+			t.Errorf("%q on /api: %d", h[:10], code)
+		}
+	}
+	// A bad token in any case is checked before the WebSocket upgrade.
+	if code, _ := n.do("GET", "/v1/ws", "", "", map[string]string{"Authorization": "bearer nope"}); code != 401 {
+		t.Fatalf("bad lower-case bearer on the upgrade: %d", code)
+	}
+	if code, _ := n.do("GET", "/v1/users/x", "", "", map[string]string{"Authorization": "Basic eDp5"}); code != 401 {
+		t.Fatalf("basic auth: %d", code)
+	}
+}

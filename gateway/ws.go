@@ -70,9 +70,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	<-c.writerDone
 }
 
+// wsToken finds the token of a /v1 request or WebSocket upgrade: the
+// Authorization header (scheme in any case, as TokenFromRequest reads it),
+// then ?token=. Never a cookie.
 func wsToken(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); len(h) > 7 && h[:7] == "Bearer " {
-		return h[7:]
+	if tok := bearerToken(r); tok != "" {
+		return tok
 	}
 	return r.URL.Query().Get("token")
 }
