@@ -63,6 +63,9 @@ func (e *Engine) dropRoomIfEmptyLocked(r *room) {
 }
 
 func (e *Engine) applySessionLocked(sid string, ent crdt.Entry) {
+	if o := e.owned[sid]; o != nil && ent.Origin != e.origin && !ent.Deleted && e.reassertLocked(o, sid, ent) {
+		return
+	}
 	if o := e.owned[sid]; o != nil && ent.Origin != e.origin {
 		// Another node's write won over ours: the client resumed there (or it
 		// ended the session). That node owns it now; drop our copy and its
@@ -314,4 +317,27 @@ func (e *Engine) applyLastSeenLocked(userID string, ent crdt.Entry) {
 	if err := json.Unmarshal(ent.Value, &ls); err == nil {
 		e.lastSeen[userID] = ls
 	}
+}
+
+// reassertLocked: a previous owner's write (an older epoch) beat our
+// takeover on the clock — it noticed its client's dropped connection only
+// after the client had resumed here. We own the session: write our record
+// (and memberships) again; our clock has observed theirs, so ours wins
+// everywhere and the old owner drops its copy. Reports whether it did.
+func (e *Engine) reassertLocked(o *owned, sid string, ent crdt.Entry) bool {
+	var rec sessionRecord
+	if err := rec.unmarshal(ent.Value); err != nil || rec.Epoch >= o.epoch {
+		return false
+	}
+	s := e.sessions[sid]
+	if s == nil || s.rec == nil {
+		return false
+	}
+	mine := *s.rec
+	mine.Epoch = o.epoch
+	e.setLocked(sessionKey(sid), mine.marshal())
+	for name, mr := range s.rooms {
+		e.setLocked(memberKey(sid, name), mustJSON(mr))
+	}
+	return true
 }

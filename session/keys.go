@@ -46,6 +46,10 @@ type sessionRecord struct {
 	LastActive  int64           `json:"la"`
 	SecretHash  string          `json:"sh,omitempty"` // hex SHA-256 of the resume secret
 	Meta        json.RawMessage `json:"meta,omitempty"`
+	// Epoch goes up by one each time another node takes the session over
+	// (a resume there). A write of an older epoch never takes ownership
+	// back, even with a newer clock: see applySessionLocked.
+	Epoch uint64 `json:"ep,omitempty"`
 }
 
 // memberRecord is the replicated membership of a session in a room.

@@ -17,6 +17,7 @@ import (
 type owned struct {
 	id         string
 	attach     uint64 // bumped by every Open/Resume: a Disconnect of an older attachment is ignored
+	epoch      uint64 // the record's Epoch when this node took the session (0: opened here)
 	kind       Kind
 	connected  bool
 	hidden     bool
@@ -150,7 +151,7 @@ func (e *Engine) Resume(token, user string) (Opened, error) {
 		// The session was owned by another node: take it over by writing its
 		// entries again as this node, with a newer clock. The old owner sees
 		// its entries lose and drops its copy (see applySessionLocked).
-		o = &owned{id: sid, kind: s.rec.Kind}
+		o = &owned{id: sid, kind: s.rec.Kind, epoch: s.rec.Epoch + 1}
 		e.owned[sid] = o
 		for name, mr := range s.rooms {
 			e.setLocked(memberKey(sid, name), mustJSON(mr))
@@ -160,7 +161,7 @@ func (e *Engine) Resume(token, user string) (Opened, error) {
 	o.connected, o.hidden = true, false
 	o.lastActive, o.lastBeat, o.staleSince = now, now, time.Time{}
 	rec := *s.rec
-	rec.State, rec.LastActive = Active, now.UnixMilli()
+	rec.State, rec.LastActive, rec.Epoch = Active, now.UnixMilli(), o.epoch
 	e.setLocked(sessionKey(sid), rec.marshal())
 	e.scheduleLocked(o)
 	return Opened{Session: sid, ResumeToken: token, Resumed: true, Attach: o.attach}, nil

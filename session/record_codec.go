@@ -17,7 +17,7 @@ import (
 // Every length is checked against what is left: a hostile record is an
 // error, never a panic.
 
-const recordVersion = 1
+const recordVersion = 2
 
 var errBadRecord = errors.New("session: malformed session record")
 
@@ -43,6 +43,7 @@ func (r *sessionRecord) marshal() []byte {
 	b = append(b, recordVersion, code(stateCodes, r.State), code(kindCodes, r.Kind))
 	b = binary.AppendVarint(b, r.ConnectedAt)
 	b = binary.AppendVarint(b, r.LastActive)
+	b = binary.AppendUvarint(b, r.Epoch)
 	for _, s := range []string{r.User, r.Device.Kind, r.Device.Platform, r.Location, r.SecretHash} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
@@ -58,6 +59,16 @@ type recReader struct {
 
 func (r *recReader) varint() int64 {
 	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = true
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *recReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
 	if n <= 0 {
 		r.err = true
 		return 0
@@ -92,6 +103,7 @@ func (r *sessionRecord) unmarshal(b []byte) error {
 	rd := recReader{b: b[3:]}
 	r.ConnectedAt = rd.varint()
 	r.LastActive = rd.varint()
+	r.Epoch = rd.uvarint()
 	strs := []*string{&r.User, &r.Device.Kind, &r.Device.Platform, &r.Location, &r.SecretHash}
 	for _, p := range strs {
 		*p = string(rd.bytes())
