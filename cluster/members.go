@@ -195,7 +195,8 @@ func New(cfg Config) (*Cluster, error) {
 	c.addr = net.JoinHostPort(local.Addr.String(), strconv.Itoa(int(local.Port)))
 	c.wg.Add(1)
 	go c.worker()
-	c.wg.Add(2)
+	c.wg.Add(3)
+	go c.pauseWatch()
 	go c.reconnector(reconnectInterval(cfg.Profile))
 	go c.collector(gcInterval(cfg.Profile))
 	if cfg.Meta != nil {

@@ -152,3 +152,35 @@ func (c *Cluster) originNodeOf(name string) string {
 	}
 	return ""
 }
+
+// pauseThreshold: a gap this long in our own ticker means this process was
+// frozen (SIGSTOP, a VM pause, a long GC stall).
+const pauseThreshold = time.Second
+
+// pauseWatch notices that this process was frozen. Its peers may have
+// declared it dead meanwhile and collected tombstones it never saw, and it
+// never saw them die, so nothing else would repair its replica: after a
+// pause it resyncs every peer's origin.
+func (c *Cluster) pauseWatch() {
+	last := time.Now()
+	c.every(100*time.Millisecond, func() {
+		now := time.Now()
+		gap := now.Sub(last)
+		last = now
+		if gap < pauseThreshold {
+			return
+		}
+		c.log.Info("this process was paused: re-reading every peer", zap.Duration("pause", gap))
+		c.later(func() {
+			c.mu.Lock()
+			peers := make([]*peer, 0, len(c.peers))
+			for _, p := range c.peers {
+				peers = append(peers, p)
+			}
+			c.mu.Unlock()
+			for _, p := range peers {
+				c.resync(p.name, p.origin)
+			}
+		})
+	})
+}
