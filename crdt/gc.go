@@ -11,6 +11,14 @@ func (m *Map) DropOrigin(o Origin) []Change {
 	if st == nil {
 		return nil
 	}
+	changes := m.removeWrites(st, func(logRec, *slot) bool { return true })
+	m.forget(st)
+	return changes
+}
+
+// removeWrites removes st's current writes for which drop is true and
+// returns a removal Change for each live one, in st's seq order.
+func (m *Map) removeWrites(st *originState, drop func(logRec, *slot) bool) []Change {
 	var changes []Change
 	m.hold = st // remove must not compact the log being walked
 	for _, r := range st.log {
@@ -18,18 +26,20 @@ func (m *Map) DropOrigin(o Origin) []Change {
 			continue
 		}
 		s := m.slots.at(r.idx)
+		if !drop(r, s) {
+			continue
+		}
 		if !s.deleted() {
 			changes = append(changes, Change{
 				Key:     s.key,
 				Prev:    m.entry(s),
 				HadPrev: true,
-				Cur:     Entry{Key: s.key, Deleted: true, Origin: o},
+				Cur:     Entry{Key: s.key, Deleted: true, Origin: st.Origin},
 			})
 		}
 		m.remove(r.idx)
 	}
 	m.hold = nil
-	m.forget(st)
 	return changes
 }
 
@@ -77,27 +87,10 @@ func (m *Map) PruneOrigin(o Origin, keep map[string]struct{}, upTo uint64) []Cha
 	if st == nil {
 		return nil
 	}
-	var changes []Change
-	m.hold = st // remove must not compact the log being walked
-	for _, r := range st.log {
-		if !m.valid(st, r) || r.seq > upTo {
-			continue
-		}
-		s := m.slots.at(r.idx)
-		if _, ok := keep[s.key]; ok {
-			continue
-		}
-		if !s.deleted() {
-			changes = append(changes, Change{
-				Key:     s.key,
-				Prev:    m.entry(s),
-				HadPrev: true,
-				Cur:     Entry{Key: s.key, Deleted: true, Origin: o},
-			})
-		}
-		m.remove(r.idx)
-	}
-	m.hold = nil
+	changes := m.removeWrites(st, func(r logRec, s *slot) bool {
+		_, kept := keep[s.key]
+		return r.seq <= upTo && !kept
+	})
 	m.maybeCompact(st)
 	return changes
 }

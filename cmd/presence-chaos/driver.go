@@ -139,15 +139,7 @@ func (d *driver) live(ctx context.Context, c *client.Client, rng *rand.Rand, sid
 		wait := d.ping/2 + time.Duration(rng.Int64N(int64(d.ping)))
 		select {
 		case <-ctx.Done():
-			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			err := c.CloseSession(cctx, session.ReasonClosed, nil)
-			cancel()
-			c.Drop()
-			if err != nil {
-				d.tr.disconnected(sid, lastPong, true)
-			} else {
-				d.tr.disconnected(sid, time.Now(), true)
-			}
+			d.closeTab(c, sid, lastPong)
 			return tabStop
 		case <-c.Done():
 			d.tr.disconnected(sid, lastPong, false) // drained (1012) or cut: resume elsewhere
@@ -168,15 +160,8 @@ func (d *driver) live(ctx context.Context, c *client.Client, rng *rand.Rand, sid
 		}
 		switch r := rng.IntN(1000); {
 		case r < 3: // explicit close, then a new tab
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			err := c.CloseSession(cctx, session.ReasonClosed, nil)
-			cancel()
-			c.Drop()
-			if err != nil {
-				d.tr.disconnected(sid, lastPong, true)
-			} else {
+			if d.closeTab(c, sid, lastPong) {
 				d.stats.closes.Add(1)
-				d.tr.disconnected(sid, time.Now(), true)
 			}
 			return tabNew
 		case r < 5: // the tab crashes: no close, never resumed
@@ -192,6 +177,21 @@ func (d *driver) live(ctx context.Context, c *client.Client, rng *rand.Rand, sid
 			cancel()
 		}
 	}
+}
+
+// closeTab ends the session explicitly; if the close is not acknowledged,
+// its last real connection is taken to have ended at the last pong.
+func (d *driver) closeTab(c *client.Client, sid string, lastPong time.Time) bool {
+	cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	err := c.CloseSession(cctx, session.ReasonClosed, nil)
+	cancel()
+	c.Drop()
+	if err != nil {
+		d.tr.disconnected(sid, lastPong, true)
+		return false
+	}
+	d.tr.disconnected(sid, time.Now(), true)
+	return true
 }
 
 // start launches users×tabs tabs; user i's tabs are in room i % len(rooms).

@@ -83,15 +83,18 @@ func (m *metaClient) put(id int, n *node, room string) {
 	m.record(porcupine.Operation{ClientId: id, Input: in, Call: call, Output: metaOut{}, Return: ret})
 }
 
-func (m *metaClient) get(id int, n *node, room string) {
+// get records a consistent read; it returns the value and whether the read
+// succeeded (a failed read tells nothing and is not recorded).
+func (m *metaClient) get(id int, n *node, room string) (int64, bool) {
 	call := m.now()
 	v, ok := readMeta(n, room, true)
 	ret := m.now()
 	if !ok {
-		return // a failed read tells nothing
+		return 0, false
 	}
 	m.reads.Add(1)
 	m.record(porcupine.Operation{ClientId: id, Input: metaIn{Room: room}, Call: call, Output: metaOut{Value: v}, Return: ret})
+	return v, true
 }
 
 // readMeta returns the room's metadata value (0 if none) and whether the
@@ -180,11 +183,8 @@ func (m *metaClient) finalReads(ns *nodeSet, v *violations) {
 	for _, room := range m.rooms {
 		var want int64 = -1
 		for i, n := range m.lb.snapshot() {
-			m.get(100+i, n, room)
-			if want < 0 {
-				if x, ok := readMeta(n, room, true); ok {
-					want = x
-				}
+			if x, ok := m.get(100+i, n, room); ok && want < 0 {
+				want = x
 			}
 		}
 		if want < 0 {

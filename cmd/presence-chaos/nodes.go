@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -283,31 +285,6 @@ func (n *node) isLeader() bool {
 		return false
 	}
 	defer resp.Body.Close()
-	b := make([]byte, 0, 64<<10)
-	buf := make([]byte, 32<<10)
-	for {
-		k, err := resp.Body.Read(buf)
-		b = append(b, buf[:k]...)
-		if err != nil {
-			break
-		}
-	}
-	return containsLine(string(b), "presenced_raft_leader 1")
-}
-
-func containsLine(s, line string) bool {
-	for len(s) > 0 {
-		i := 0
-		for i < len(s) && s[i] != '\n' {
-			i++
-		}
-		if s[:i] == line {
-			return true
-		}
-		if i == len(s) {
-			break
-		}
-		s = s[i+1:]
-	}
-	return false
+	b, _ := io.ReadAll(resp.Body)
+	return strings.Contains("\n"+string(b), "\npresenced_raft_leader 1\n")
 }
