@@ -10,16 +10,16 @@ import (
 // older write arriving late cannot bring it back. Once every live member
 // holds it, it can go: each node periodically sends each peer its digest,
 // and drops the tombstones covered by the element-wise minimum of its own
-// and every alive peer's latest digest. A member that is down longer than
-// grace has its origin dropped anyway; one that comes back after a partition
-// pulls what it lacks, and a tombstone it never saw cannot matter to an
-// origin that already overwrote or removed the key. The one window left — a
-// delta still in flight from before the collection — is bounded by a
-// message's life (milliseconds) and documented in crdt/DESIGN.md.
+// and every alive peer's latest digest. A member declared dead holds back
+// collection until it is back or its origin is dropped at the end of grace
+// (see collect); one that comes back pulls what it lacks. The one window
+// left — a delta still in flight from before the collection — is bounded by
+// a message's life (milliseconds) and documented in crdt/DESIGN.md.
 
 type peerDigest struct {
-	d  crdt.Digest
-	at time.Time
+	d      crdt.Digest
+	origin crdt.Origin // the sender's
+	at     time.Time
 }
 
 func gcInterval(profile string) time.Duration {
@@ -58,15 +58,34 @@ func (c *Cluster) shareDigest() {
 	}
 }
 
-// collect drops the tombstones every alive member holds, if a recent digest
-// of every alive peer is known.
+// collect drops the tombstones every member holds, if a recent digest of
+// every alive peer is known. A member declared dead whose entries are still
+// kept (inside grace) counts too, with the last digest it sent: it may come
+// back (a healed partition, a thawed process) holding older writes of keys
+// removed meanwhile — a session resumed elsewhere and then ended — and only
+// the tombstones make those writes lose when they arrive. Once its origin is
+// dropped, its writes are refused and its digest no longer matters.
 func (c *Cluster) collect(every time.Duration) {
 	safe := c.cfg.Replica.Digest()
+	failed := map[crdt.Origin]bool{}
+	for _, o := range c.cfg.Replica.FailedOrigins() {
+		failed[o] = true
+	}
 	c.mu.Lock()
-	for name := range c.digests {
-		if _, alive := c.peers[name]; !alive {
+	for name, pd := range c.digests {
+		_, alive := c.peers[name]
+		switch {
+		case alive:
+		case failed[pd.origin]:
+			delete(failed, pd.origin)
+			minDigest(safe, pd.d)
+		default:
 			delete(c.digests, name)
 		}
+	}
+	if len(failed) > 0 {
+		c.mu.Unlock()
+		return // a failed member we have no digest of: it may hold anything
 	}
 	for name := range c.peers {
 		pd, ok := c.digests[name]
@@ -74,12 +93,17 @@ func (c *Cluster) collect(every time.Duration) {
 			c.mu.Unlock()
 			return // not enough known to be safe
 		}
-		for o, s := range safe {
-			safe[o] = min(s, pd.d[o])
-		}
+		minDigest(safe, pd.d)
 	}
 	c.mu.Unlock()
 	if n := c.cfg.Replica.CollectTombstones(safe); n > 0 {
 		c.stats.TombstonesCollected.Add(uint64(n))
+	}
+}
+
+// minDigest lowers safe to what d covers, origin by origin.
+func minDigest(safe, d crdt.Digest) {
+	for o, s := range safe {
+		safe[o] = min(s, d[o])
 	}
 }

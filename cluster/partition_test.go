@@ -116,13 +116,15 @@ func sameUsers(a, b *testNode) bool {
 	return true
 }
 
-// A partition shorter than grace, during which an owner removes a session
-// and its peers on the same side collect the tombstone: after the heal, the
-// node that was cut off must not keep the removed session (a ghost). It
-// re-reads the owner's origin and prunes what the owner no longer holds.
+// A partition longer than grace, during which an owner removes a session
+// and its peers on the same side collect the tombstone (the cut-off node's
+// origin was dropped at the end of grace, so it no longer holds collection
+// back): after the heal, the node that was cut off must not keep the removed
+// session (a ghost). It re-reads the owner's origin and prunes what the owner
+// no longer holds.
 func TestShortPartitionLeavesNoGhost(t *testing.T) {
 	mn := newMemNet(2)
-	const grace = 8 * time.Second
+	const grace = 3 * time.Second
 	n1 := startFaultNode(t, mn, "g1", grace)
 	n2 := startFaultNode(t, mn, "g2", grace, n1.c.Addr())
 	n3 := startFaultNode(t, mn, "g3", grace, n1.c.Addr())
@@ -138,20 +140,58 @@ func TestShortPartitionLeavesNoGhost(t *testing.T) {
 		return members(n1) == all && members(n2) == all && members(n3) == all
 	})
 	mn.partition([]string{n1.c.Addr(), n2.c.Addr()}, []string{n3.c.Addr()})
-	eventually(t, 5*time.Second, "n1 sees n3 dead", func() bool { return members(n1) == "u1=active u2=active u3=stale " })
+	eventually(t, 10*time.Second, "n1 and n2 drop n3's sessions after grace", func() bool {
+		return members(n1) == "u1=active u2=active " && members(n2) == "u1=active u2=active "
+	})
 	if err := n1.engine.Close(sids[0], session.ReasonClosed, nil); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "n1 and n2 collected u1's tombstone", func() bool {
-		return members(n2) == "u2=active u3=stale " && n1.engine.Stats().Tombstones == 0 && n2.engine.Stats().Tombstones == 0
+		return members(n2) == "u2=active " && n1.engine.Stats().Tombstones == 0 && n2.engine.Stats().Tombstones == 0
 	})
-	if members(n3) != "u1=stale u2=stale u3=active " {
-		t.Fatalf("n3 during the partition: %s", members(n3))
-	}
 	mn.heal()
 	want := "u2=active u3=active "
-	took := eventually(t, 5*time.Second, "identical views without u1 after the heal", func() bool {
+	took := eventually(t, 10*time.Second, "identical views without u1 after the heal", func() bool {
 		return members(n1) == want && members(n2) == want && members(n3) == want
 	})
 	t.Logf("views identical %v after the heal", took)
+}
+
+// While a member is declared dead but inside grace, tombstones it has not
+// seen are kept: it may come back (a thawed process, a healed partition)
+// with older writes of those keys, and only the tombstones make them lose.
+// After it is back and holds them, they are collected everywhere.
+func TestTombstonesHeldForAMemberDeclaredDead(t *testing.T) {
+	mn := newMemNet(3)
+	const grace = 20 * time.Second
+	n1 := startFaultNode(t, mn, "h1", grace)
+	n2 := startFaultNode(t, mn, "h2", grace, n1.c.Addr())
+	n3 := startFaultNode(t, mn, "h3", grace, n1.c.Addr())
+	op, _ := n1.engine.Open(session.OpenRequest{User: "u1"})
+	_ = n1.engine.Enter(op.Session, "r", nil)
+	op3, _ := n3.engine.Open(session.OpenRequest{User: "u3"})
+	_ = n3.engine.Enter(op3.Session, "r", nil)
+	all := "u1=active u3=active "
+	eventually(t, 10*time.Second, "replicated", func() bool { return members(n2) == all && members(n3) == all })
+	mn.partition([]string{n1.c.Addr(), n2.c.Addr()}, []string{n3.c.Addr()})
+	eventually(t, 10*time.Second, "n3 declared dead", func() bool {
+		return members(n1) == "u1=active u3=stale " && members(n2) == "u1=active u3=stale "
+	})
+	if err := n1.engine.Close(op.Session, session.ReasonClosed, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "n2 has the removal", func() bool { return members(n2) == "u3=stale " })
+	// Several collection rounds (1 s each in the local profile) pass.
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		if n1.engine.Stats().Tombstones == 0 || n2.engine.Stats().Tombstones == 0 {
+			t.Fatal("a tombstone n3 has not seen was collected while n3 is inside grace")
+		}
+		time.Sleep(100 * time.Millisecond) // polling a condition that must keep holding
+	}
+	mn.heal()
+	eventually(t, 15*time.Second, "n3 has the removal, then tombstones collected everywhere", func() bool {
+		return members(n1) == "u3=active " && members(n3) == "u3=active " && n1.engine.Stats().Tombstones == 0 &&
+			n2.engine.Stats().Tombstones == 0 && n3.engine.Stats().Tombstones == 0
+	})
 }

@@ -13,6 +13,7 @@ type Replica interface {
 	OriginFailed(o crdt.Origin)
 	OriginAlive(o crdt.Origin)
 	OriginRetired(o crdt.Origin)
+	FailedOrigins() []crdt.Origin // declared dead, entries kept (inside grace)
 	PruneOrigin(o crdt.Origin, keep map[string]struct{}, upTo uint64) int
 	CollectTombstones(safe crdt.Digest) int
 }

@@ -210,7 +210,9 @@ func (c *Cluster) handle(b []byte) {
 		var d crdt.Digest
 		if d.UnmarshalBinary(body) == nil {
 			c.mu.Lock()
-			c.digests[sender] = peerDigest{d: d, at: time.Now()}
+			if p := c.peers[sender]; p != nil {
+				c.digests[sender] = peerDigest{d: d, origin: p.origin, at: time.Now()}
+			}
 			c.mu.Unlock()
 		}
 	case msgMetaCmd:

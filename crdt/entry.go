@@ -23,4 +23,6 @@ type Change struct {
 	Prev    Entry // the previous live entry, if HadPrev
 	HadPrev bool
 	Cur     Entry // the new entry; Cur.Deleted for a removal
+	Tomb    Entry // the tombstone Cur replaced, if HadTomb
+	HadTomb bool
 }

@@ -116,6 +116,8 @@ func (m *Map) store(st *originState, key string, value []byte, ts Timestamp, seq
 		if !oldTomb {
 			c.Prev, c.HadPrev = m.entry(s), true
 			m.live--
+		} else {
+			c.Tomb, c.HadTomb = m.entry(s), true
 		}
 		// Keep the key string already shared with the index.
 		s.value, s.ts, s.org, s.seq = value, ts, st.id, seq

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/presenced/presenced/crdt"
+	"go.uber.org/zap"
 )
 
 // ErrOriginRetired is returned by Merge for entries of a node incarnation
@@ -122,6 +123,7 @@ func (e *Engine) PruneOrigin(o crdt.Origin, keep map[string]struct{}, upTo uint6
 	changes := e.data.PruneOrigin(o, keep, upTo)
 	for _, c := range changes {
 		c.Cur.Value = gone
+		e.log.Debug("pruned an entry its owner no longer holds", zap.String("key", c.Key), zap.Stringer("origin", o))
 		e.applyLocked(c)
 	}
 	return len(changes)

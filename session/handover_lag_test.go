@@ -51,3 +51,103 @@ func TestResumeOnLaggingNodeKeepsMembership(t *testing.T) {
 		}
 	}
 }
+
+// A session resumed on b and then ended there; the old owner a, cut off
+// meanwhile, notices its client's dropped connection only afterwards and
+// writes the session's record (stale) with a newer clock but an older owner
+// epoch. b, which ended it, removes it again: every node shows it gone at
+// once, not for the old owner's grace. Found by presence-chaos (a thawed
+// node brought an ended session back as stale on some nodes).
+func TestOldOwnerWriteAfterEndElsewhereDoesNotResurrect(t *testing.T) {
+	clock := NewFakeClock(time.Unix(1_700_000_000, 0))
+	cfg := func(n string) Config { return Config{Node: n, Incarnation: 1, Clock: clock, Grace: 10 * time.Second} }
+	a, b, c := New(cfg("a")), New(cfg("b")), New(cfg("c"))
+	defer a.Stop()
+	defer b.Stop()
+	defer c.Stop()
+	op, err := a.Open(OpenRequest{User: "zoe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Enter(op.Session, "r", nil); err != nil {
+		t.Fatal(err)
+	}
+	ship(t, a, b)
+	ship(t, a, c)
+	// a freezes; the client resumes on b, then closes its session there.
+	clock.Advance(2 * time.Second)
+	if _, err := b.Resume(op.ResumeToken, "zoe"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(op.Session, ReasonClosed, nil); err != nil {
+		t.Fatal(err)
+	}
+	ship(t, b, c)
+	// a thaws and notices the dropped connection.
+	clock.Advance(time.Second)
+	a.Disconnect(op.Session, op.Attach)
+	ship(t, a, b)
+	ship(t, a, c)
+	ship(t, b, a)
+	ship(t, b, c)
+	for _, e := range []*Engine{a, b, c} {
+		if p := e.UserPresence("zoe"); p.State != Offline {
+			t.Errorf("node %s: zoe %s, want offline", e.Origin().Node, p.State)
+		}
+		if ms, _ := e.RoomMembers("r"); len(ms) != 0 {
+			t.Errorf("node %s: members %+v", e.Origin().Node, ms)
+		}
+		checkInvariants(t, e)
+	}
+	if a.Heartbeat(op.Session) == nil {
+		t.Error("a still owns the session")
+	}
+}
+
+// The old owner a, cut off while its client resumed on b, ends the session
+// at the end of its own grace (a removal with a newer clock, older epoch).
+// b, which owns the live session, writes it again: it stays listed on every
+// node, and b's subscribers never see it leave.
+func TestOldOwnerEndAfterResumeElsewhereIsOverruled(t *testing.T) {
+	clock := NewFakeClock(time.Unix(1_700_000_000, 0))
+	cfg := func(n string) Config { return Config{Node: n, Incarnation: 1, Clock: clock, Grace: 10 * time.Second} }
+	a, b, c := New(cfg("a")), New(cfg("b")), New(cfg("c"))
+	defer a.Stop()
+	defer b.Stop()
+	defer c.Stop()
+	op, err := a.Open(OpenRequest{User: "zoe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Enter(op.Session, "r", nil); err != nil {
+		t.Fatal(err)
+	}
+	ship(t, a, b)
+	ship(t, a, c)
+	if _, err := b.Resume(op.ResumeToken, "zoe"); err != nil {
+		t.Fatal(err)
+	}
+	ship(t, b, c)
+	var leaves int
+	_, cancel, _ := b.Subscribe("r", func(ev *Event) {
+		if ev.Type == EventLeave {
+			leaves++
+		}
+	})
+	defer cancel()
+	a.Disconnect(op.Session, op.Attach)
+	clock.Advance(11 * time.Second) // a's grace ends: it removes the session
+	ship(t, a, b)
+	ship(t, a, c)
+	ship(t, b, a)
+	ship(t, b, c)
+	for _, e := range []*Engine{a, b, c} {
+		if ms, _ := e.RoomMembers("r"); len(ms) != 1 || ms[0].State != Active {
+			t.Errorf("node %s: members %+v", e.Origin().Node, ms)
+		}
+		checkInvariants(t, e)
+	}
+	if leaves != 0 {
+		t.Errorf("b's subscriber saw %d leaves", leaves)
+	}
+}

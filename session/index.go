@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/presenced/presenced/crdt"
+	"go.uber.org/zap"
 )
 
 // applyLocked folds one visible change of the replicated map into the
@@ -13,9 +14,16 @@ import (
 func (e *Engine) applyLocked(c crdt.Change) {
 	switch {
 	case strings.HasPrefix(c.Key, prefixSession):
-		e.applySessionLocked(c.Key[len(prefixSession):], c.Cur)
+		sid := c.Key[len(prefixSession):]
+		if e.reassertEndLocked(sid, c) {
+			return
+		}
+		e.applySessionLocked(sid, c.Cur)
 	case strings.HasPrefix(c.Key, prefixMember):
 		if sid, rm, ok := splitSessionRoom(c.Key[len(prefixMember):]); ok {
+			if e.reassertMemberLocked(sid, rm, c.Cur) {
+				return
+			}
 			e.applyMemberLocked(sid, rm, c.Cur)
 		}
 	case strings.HasPrefix(c.Key, prefixTyping):
@@ -63,7 +71,7 @@ func (e *Engine) dropRoomIfEmptyLocked(r *room) {
 }
 
 func (e *Engine) applySessionLocked(sid string, ent crdt.Entry) {
-	if o := e.owned[sid]; o != nil && ent.Origin != e.origin && !ent.Deleted && e.reassertLocked(o, sid, ent) {
+	if o := e.owned[sid]; o != nil && ent.Origin != e.origin && e.reassertLocked(o, sid, ent) {
 		return
 	}
 	if o := e.owned[sid]; o != nil && ent.Origin != e.origin {
@@ -72,12 +80,14 @@ func (e *Engine) applySessionLocked(sid string, ent crdt.Entry) {
 		// timers, so our grace timer cannot end a session live elsewhere.
 		o.stopTimers()
 		delete(e.owned, sid)
+		e.log.Debug("session owned elsewhere now: dropped ours", zap.String("session", sid), zap.Stringer("writer", ent.Origin), zap.Bool("deleted", ent.Deleted))
 	}
 	s := e.sessLocked(sid, !ent.Deleted)
 	if s == nil {
 		return
 	}
 	if ent.Deleted {
+		e.log.Debug("session removed", zap.String("session", sid), zap.Stringer("writer", ent.Origin))
 		e.removeSessionLocked(s, decodeGone(ent))
 		return
 	}
@@ -319,25 +329,81 @@ func (e *Engine) applyLastSeenLocked(userID string, ent crdt.Entry) {
 	}
 }
 
-// reassertLocked: a previous owner's write (an older epoch) beat our
-// takeover on the clock — it noticed its client's dropped connection only
-// after the client had resumed here. We own the session: write our record
-// (and memberships) again; our clock has observed theirs, so ours wins
-// everywhere and the old owner drops its copy. Reports whether it did.
-func (e *Engine) reassertLocked(o *owned, sid string, ent crdt.Entry) bool {
+// Owner epochs. A session's owner writes its keys with the session's
+// takeover epoch (0 when opened, +1 at each resume on another node). An
+// owner that was cut off (frozen, partitioned) may notice its client's
+// dropped connection only after the client resumed elsewhere, and then write
+// the session's record (stale) or removals with a newer clock but an older
+// epoch. Such a write wins by the clock; the node that owns the session now,
+// or that ended it, writes its own state again with a clock that has
+// observed the stale one, so its state wins everywhere and the old owner
+// drops its copy. Only that node writes: every other one just applies.
+
+// epochOf is the owner epoch a session record or removal carries.
+func epochOf(ent crdt.Entry) (uint64, bool) {
+	if ent.Deleted {
+		return decodeGone(ent).Epoch, true
+	}
 	var rec sessionRecord
-	if err := rec.unmarshal(ent.Value); err != nil || rec.Epoch >= o.epoch {
+	if rec.unmarshal(ent.Value) != nil {
+		return 0, false
+	}
+	return rec.Epoch, true
+}
+
+// reassertLocked: an older owner's record or removal of a session we own
+// won on the clock: write our record and memberships again. Reports whether
+// it did.
+func (e *Engine) reassertLocked(o *owned, sid string, ent crdt.Entry) bool {
+	if ep, ok := epochOf(ent); !ok || ep >= o.epoch {
 		return false
 	}
 	s := e.sessions[sid]
 	if s == nil || s.rec == nil {
 		return false
 	}
+	e.log.Debug("session re-asserted over an older owner's write", zap.String("session", sid), zap.Stringer("writer", ent.Origin))
 	mine := *s.rec
 	mine.Epoch = o.epoch
 	e.setLocked(sessionKey(sid), mine.marshal())
 	for name, mr := range s.rooms {
 		e.setLocked(memberKey(sid, name), mustJSON(mr))
 	}
+	return true
+}
+
+// reassertEndLocked: an older owner's record replaced our removal of a
+// session we had taken over and then ended: remove it again. Reports
+// whether it did.
+func (e *Engine) reassertEndLocked(sid string, c crdt.Change) bool {
+	if !c.HadTomb || c.Tomb.Origin != e.origin || c.Cur.Deleted || c.Cur.Origin == e.origin {
+		return false
+	}
+	ended := decodeGone(c.Tomb)
+	if ep, ok := epochOf(c.Cur); !ok || ep >= ended.Epoch {
+		return false
+	}
+	e.log.Debug("session ended here re-removed over an older owner's write", zap.String("session", sid), zap.Stringer("writer", c.Cur.Origin))
+	e.deleteLocked(sessionKey(sid), ended)
+	return true
+}
+
+// reassertMemberLocked: an older owner's removal of a membership of a
+// session we own won on the clock: write the membership again. Reports
+// whether it did.
+func (e *Engine) reassertMemberLocked(sid, name string, ent crdt.Entry) bool {
+	o := e.owned[sid]
+	if o == nil || !ent.Deleted || ent.Origin == e.origin || decodeGone(ent).Epoch >= o.epoch {
+		return false
+	}
+	s := e.sessions[sid]
+	if s == nil {
+		return false
+	}
+	mr, ok := s.rooms[name]
+	if !ok {
+		return false
+	}
+	e.setLocked(memberKey(sid, name), mustJSON(mr))
 	return true
 }

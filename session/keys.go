@@ -73,6 +73,7 @@ type lastSeenRecord struct {
 type goneRecord struct {
 	Reason Reason          `json:"r,omitempty"`
 	Data   json.RawMessage `json:"data,omitempty"`
+	Epoch  uint64          `json:"e,omitempty"` // the removing owner's takeover epoch (session and membership keys)
 }
 
 func mustJSON(v any) []byte {

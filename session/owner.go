@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // owned is the owner-side runtime of a session this node writes: precise
@@ -153,6 +155,7 @@ func (e *Engine) Resume(token, user string) (Opened, error) {
 		// its entries lose and drops its copy (see applySessionLocked).
 		o = &owned{id: sid, kind: s.rec.Kind, epoch: s.rec.Epoch + 1}
 		e.owned[sid] = o
+		e.log.Debug("session taken over", zap.String("session", sid), zap.Stringer("from", s.origin), zap.Uint64("epoch", o.epoch))
 		for name, mr := range s.rooms {
 			e.setLocked(memberKey(sid, name), mustJSON(mr))
 		}
@@ -230,6 +233,7 @@ func (e *Engine) Disconnect(sid string, attach uint64) {
 }
 
 func (e *Engine) disconnectLocked(o *owned, s *sess, at time.Time) {
+	e.log.Debug("session disconnected: stale", zap.String("session", s.id))
 	o.connected = false
 	o.staleSince = at
 	for name := range o.typing {
@@ -254,8 +258,10 @@ func (e *Engine) Close(sid string, reason Reason, data json.RawMessage) error {
 }
 
 func (e *Engine) endLocked(o *owned, s *sess, gone goneRecord) {
+	e.log.Debug("session ended", zap.String("session", s.id), zap.String("reason", string(gone.Reason)))
 	o.stopTimers()
 	delete(e.owned, o.id)
+	gone.Epoch = o.epoch
 	userID, lastActive := s.rec.User, s.rec.LastActive
 	for name := range s.typing {
 		e.deleteLocked(typingKey(s.id, name), goneRecord{Reason: gone.Reason})
@@ -263,7 +269,7 @@ func (e *Engine) endLocked(o *owned, s *sess, gone goneRecord) {
 	for name := range s.rooms {
 		e.deleteLocked(memberKey(s.id, name), gone)
 	}
-	e.deleteLocked(sessionKey(s.id), goneRecord{Reason: gone.Reason})
+	e.deleteLocked(sessionKey(s.id), goneRecord{Reason: gone.Reason, Epoch: gone.Epoch})
 	if userID != "" && e.users[userID] == nil {
 		if ls, ok := e.lastSeen[userID]; ok && ls.LastActive > lastActive {
 			lastActive = ls.LastActive

@@ -64,7 +64,7 @@ func (e *Engine) Leave(sid, roomID string, reason Reason, data json.RawMessage) 
 			return ErrNotMember
 		}
 		e.stopTypingLocked(o, roomID)
-		e.deleteLocked(memberKey(sid, roomID), goneRecord{Reason: reason, Data: data})
+		e.deleteLocked(memberKey(sid, roomID), goneRecord{Reason: reason, Data: data, Epoch: o.epoch})
 		return nil
 	})
 }

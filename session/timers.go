@@ -95,7 +95,7 @@ func (e *Engine) tick(sid string, self *Timer) {
 		}
 		for name := range s.rooms {
 			if stale >= e.roomConfigLocked(name).Grace {
-				e.deleteLocked(memberKey(sid, name), goneRecord{Reason: ReasonTimeout})
+				e.deleteLocked(memberKey(sid, name), goneRecord{Reason: ReasonTimeout, Epoch: o.epoch})
 			}
 		}
 		e.scheduleLocked(o)

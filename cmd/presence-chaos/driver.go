@@ -97,7 +97,7 @@ func (d *driver) tab(ctx context.Context, user, room string, seed uint64) {
 			d.stats.resumes.Add(1)
 		}
 		sid, resume = w.Session, w.ResumeToken
-		d.tr.connected(sid, user, now)
+		d.tr.connected(sid, user, n.name, now)
 		if !w.Resumed {
 			ectx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			err := c.Enter(ectx, room, map[string]any{"tab": seed})

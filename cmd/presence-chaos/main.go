@@ -33,6 +33,7 @@ type options struct {
 	netns      bool
 	keep       bool
 	profile    string
+	logLevel   string
 }
 
 func main() {
@@ -50,6 +51,7 @@ func main() {
 	flag.BoolVar(&o.netns, "netns", true, "run each node in its own network namespace (needs root) so partitions are real cuts")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (node logs) after a passing run")
 	flag.StringVar(&o.profile, "gossip-profile", "local", "gossip profile of the nodes")
+	flag.StringVar(&o.logLevel, "node-log-level", "info", "--log-level of the nodes (debug logs each session's takeovers and removals)")
 	flag.Parse()
 	if o.seed == 0 {
 		o.seed = uint64(time.Now().UnixNano()%1_000_000 + 1)
@@ -86,7 +88,7 @@ func run(ctx context.Context, o options) (bool, error) {
 		Unknown:      3 * time.Second,
 	}
 	logf("seed %d: %d nodes, %d users × %d tabs in %d rooms, faults for %v; work dir %s", o.seed, o.nodes, o.users, o.tabs, o.rooms, o.duration, dir)
-	extra := []string{"--gossip-profile", o.profile, "--session-grace", o.grace.String(), "--heartbeat-interval", o.heartbeat.String()}
+	extra := []string{"--log-level", o.logLevel, "--gossip-profile", o.profile, "--session-grace", o.grace.String(), "--heartbeat-interval", o.heartbeat.String()}
 	ns, err := newNodeSet(bin, dir, o.nodes, o.netns, extra, logf)
 	if err != nil {
 		return false, err
@@ -119,7 +121,7 @@ func run(ctx context.Context, o options) (bool, error) {
 	flog := &faultLog{byKind: map[string]int{}, start: start, logf: logf, partitions: ns.netns}
 	lb := &balancer{}
 	lb.set(ns.nodes)
-	tr := newTruth()
+	tr := newTruth(start)
 	var rooms, users, metaRooms []string
 	for i := 0; i < o.rooms; i++ {
 		rooms = append(rooms, fmt.Sprintf("room%02d", i))

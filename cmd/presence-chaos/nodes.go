@@ -162,7 +162,7 @@ func (s *nodeSet) heal() {
 // start runs node n, joining the given peers.
 func (s *nodeSet) start(n *node, join []string) error {
 	args := []string{"--node-name", n.name, "--listen", n.http, "--raft-addr", n.raf, "--gossip-addr", n.gossip,
-		"--data-dir", n.dataDir, "--log-level", "warn"}
+		"--data-dir", n.dataDir}
 	for _, j := range join {
 		args = append(args, "--join", j)
 	}

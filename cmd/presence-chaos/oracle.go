@@ -220,8 +220,8 @@ func (o *oracle) checkListed(n *node, room string, m session.Member, now time.Ti
 		return
 	}
 	if s.ended && !s.connected && now.Sub(s.lastConnEnd) > o.b.Ghost {
-		o.v.add("ghost", fmt.Sprintf("%s room %s: session %s of %s listed (%s) %.1fs after its last connection ended",
-			n.name, room, short(m.Session), m.User, m.State, now.Sub(s.lastConnEnd).Seconds()))
+		o.v.add("ghost", fmt.Sprintf("%s room %s: session %s of %s listed (%s) %.1fs after its last connection ended (driver: %s)",
+			n.name, room, short(m.Session), m.User, m.State, now.Sub(s.lastConnEnd).Seconds(), o.tr.history(m.Session)))
 	}
 }
 
@@ -285,7 +285,7 @@ func (o *oracle) compare(views []nodeView, now time.Time) {
 			} else if now.Sub(since) > o.b.Converge && !o.reported[key] {
 				o.reported[key] = true
 				sort.Strings(desc)
-				o.v.add("divergence", fmt.Sprintf("room %s session %s: %v for %.1fs", room, short(sid), desc, now.Sub(since).Seconds()))
+				o.v.add("divergence", fmt.Sprintf("room %s session %s: %v for %.1fs (driver: %s)", room, short(sid), desc, now.Sub(since).Seconds(), o.tr.history(sid)))
 			}
 		}
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -13,6 +15,7 @@ type truth struct {
 	users    map[string]*userTruth
 	byUser   map[string][]*sessTruth
 	opened   int
+	start    time.Time // history times are since start
 }
 
 type sessTruth struct {
@@ -23,6 +26,7 @@ type sessTruth struct {
 	enteredAt   time.Time // in its room since
 	lastConnEnd time.Time // when its last connection ended
 	ended       bool      // the session is over: closed, crashed, or its resume failed
+	hist        []string  // what happened to it, for violation reports
 }
 
 type userTruth struct {
@@ -30,8 +34,8 @@ type userTruth struct {
 	since     time.Time // ≥ 1 tab connected continuously since
 }
 
-func newTruth() *truth {
-	return &truth{sessions: map[string]*sessTruth{}, users: map[string]*userTruth{}, byUser: map[string][]*sessTruth{}}
+func newTruth(start time.Time) *truth {
+	return &truth{sessions: map[string]*sessTruth{}, users: map[string]*userTruth{}, byUser: map[string][]*sessTruth{}, start: start}
 }
 
 func (t *truth) user(u string) *userTruth {
@@ -43,8 +47,8 @@ func (t *truth) user(u string) *userTruth {
 	return ut
 }
 
-// connected: a welcome for session id arrived (new or resumed).
-func (t *truth) connected(id, user string, now time.Time) {
+// connected: a welcome for session id arrived from node (new or resumed).
+func (t *truth) connected(id, user, node string, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.sessions[id]
@@ -54,6 +58,7 @@ func (t *truth) connected(id, user string, now time.Time) {
 		t.byUser[user] = append(t.byUser[user], s)
 		t.opened++
 	}
+	t.noteLocked(s, now, "on "+node)
 	if s.connected {
 		return
 	}
@@ -87,10 +92,30 @@ func (t *truth) disconnected(id string, now time.Time, end bool) {
 		s.connected, s.lastConnEnd = false, now
 		ut := t.user(s.user)
 		ut.connected--
+		t.noteLocked(s, now, "cut")
 	}
-	if end {
+	if end && !s.ended {
 		s.ended = true
+		t.noteLocked(s, now, "over")
 	}
+}
+
+// noteLocked appends to a session's history (kept short).
+func (t *truth) noteLocked(s *sessTruth, now time.Time, what string) {
+	if len(s.hist) < 12 {
+		s.hist = append(s.hist, fmt.Sprintf("%.1fs %s", now.Sub(t.start).Seconds(), what))
+	}
+}
+
+// history describes what happened to session id, for violation reports.
+func (t *truth) history(id string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.sessions[id]
+	if !ok {
+		return "unknown to the driver"
+	}
+	return strings.Join(s.hist, ", ")
 }
 
 // lookup returns a copy of a session's truth.

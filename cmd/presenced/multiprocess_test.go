@@ -46,6 +46,7 @@ type procOpts struct {
 	name, join, profile, dataDir string
 	http, gossip, raft           string // "" picks free ports
 	grace                        time.Duration
+	args                         []string // more flags
 }
 
 func startProcWith(t testing.TB, o procOpts) *proc {
@@ -62,6 +63,7 @@ func startProcWith(t testing.TB, o procOpts) *proc {
 	if o.join != "" {
 		args = append(args, "--join", o.join)
 	}
+	args = append(args, o.args...)
 	name := o.name
 	p.cmd = exec.Command(os.Args[0], args...)
 	p.cmd.Env = append(os.Environ(), "PRESENCED_AS_NODE=1")
