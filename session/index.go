@@ -186,6 +186,7 @@ func (e *Engine) applyMemberLocked(sid, name string, ent crdt.Entry) {
 		if _, ok := s.rooms[name]; !ok {
 			return
 		}
+		e.log.Debug("membership removed", zap.String("session", sid), zap.String("room", name), zap.Stringer("writer", ent.Origin))
 		if s.rec != nil {
 			if r := e.rooms[name]; r != nil {
 				e.memberLeaveLocked(r, s, decodeGone(ent))

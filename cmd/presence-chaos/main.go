@@ -20,20 +20,22 @@ import (
 )
 
 type options struct {
-	bin        string
-	nodes      int
-	users      int
-	tabs       int
-	rooms      int
-	duration   time.Duration
-	faultEvery time.Duration
-	seed       uint64
-	grace      time.Duration
-	heartbeat  time.Duration
-	netns      bool
-	keep       bool
-	profile    string
-	logLevel   string
+	bin         string
+	nodes       int
+	users       int
+	tabs        int
+	rooms       int
+	duration    time.Duration
+	faultEvery  time.Duration
+	seed        uint64
+	grace       time.Duration
+	heartbeat   time.Duration
+	netns       bool
+	keep        bool
+	profile     string
+	logLevel    string
+	soak        bool
+	sampleEvery time.Duration
 }
 
 func main() {
@@ -52,6 +54,8 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (node logs) after a passing run")
 	flag.StringVar(&o.profile, "gossip-profile", "local", "gossip profile of the nodes")
 	flag.StringVar(&o.logLevel, "node-log-level", "info", "--log-level of the nodes (debug logs each session's takeovers and removals)")
+	flag.BoolVar(&o.soak, "soak", false, "soak mode: the workload churns for --duration without faults; fails if a node's goroutines or memory grow")
+	flag.DurationVar(&o.sampleEvery, "sample-every", 5*time.Second, "how often each node's goroutines and memory are sampled")
 	flag.Parse()
 	if o.seed == 0 {
 		o.seed = uint64(time.Now().UnixNano()%1_000_000 + 1)
@@ -171,12 +175,22 @@ func run(ctx context.Context, o options) (bool, error) {
 	orcDone := make(chan struct{})
 	go func() { orc.run(orcCtx, 500*time.Millisecond); close(orcDone) }()
 
+	res := &resources{start: start, byNode: map[string][]resSample{}}
+	go res.run(bg, ns.nodes, o.sampleEvery)
+
 	inj := &injector{ns: ns, log: flog, rng: rand.New(rand.NewPCG(o.seed, 1)), every: o.faultEvery}
 	fctx, stopFaults := context.WithTimeout(ctx, o.duration)
 	defer stopFaults()
 	progress := time.NewTicker(15 * time.Second)
 	injDone := make(chan struct{})
-	go func() { inj.run(fctx); close(injDone) }()
+	go func() {
+		if o.soak {
+			<-fctx.Done() // soak: the workload alone
+		} else {
+			inj.run(fctx)
+		}
+		close(injDone)
+	}()
 	for waiting := true; waiting; {
 		select {
 		case <-injDone:
@@ -211,6 +225,11 @@ func run(ctx context.Context, o options) (bool, error) {
 	}
 	stopOracle()
 	<-orcDone
+	if o.soak {
+		for _, g := range res.flat() {
+			viol.add("leak", g)
+		}
+	}
 	stopMeta()
 	mc.finalReads(ns, viol)
 
@@ -245,7 +264,7 @@ func run(ctx context.Context, o options) (bool, error) {
 		viol.add("linearizability", fmt.Sprintf("room metadata history: porcupine says %s (see %s)", lin, linHTML))
 	}
 	rep := report{o: o, b: b, start: start, faults: flog, viol: viol, tr: tr, drv: drv, orc: orc, watchers: watchers, meta: mc,
-		lin: string(lin), convergedAfter: convergedAfter, netns: ns.netns}
+		lin: string(lin), convergedAfter: convergedAfter, netns: ns.netns, res: res}
 	rep.print(os.Stdout)
 	ok := viol.total() == 0
 	if ok && !o.keep {

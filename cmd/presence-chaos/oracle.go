@@ -173,8 +173,8 @@ func (o *oracle) sample(n *node) (nodeView, bool) {
 		if !exempt {
 			for _, s := range o.tr.liveInRoom(room, now.Add(-o.b.FalseOffline)) {
 				if _, ok := states[s.id]; !ok {
-					o.v.add("false_offline", fmt.Sprintf("%s room %s: session %s of %s connected %.1fs, in the room %.1fs, not listed",
-						n.name, room, short(s.id), s.user, now.Sub(s.since).Seconds(), now.Sub(s.enteredAt).Seconds()))
+					o.v.add("false_offline", fmt.Sprintf("%s room %s: session %s of %s connected %.1fs, in the room %.1fs, not listed (driver: %s)",
+						n.name, room, short(s.id), s.user, now.Sub(s.since).Seconds(), now.Sub(s.enteredAt).Seconds(), o.tr.history(s.id)))
 				}
 			}
 		}

@@ -22,6 +22,7 @@ type report struct {
 	lin            string
 	convergedAfter time.Duration
 	netns          bool
+	res            *resources
 }
 
 func (r report) print(w io.Writer) {
@@ -36,6 +37,9 @@ func (r report) print(w io.Writer) {
 	p("\n## presence-chaos summary (seed %d, %v)\n\n", r.o.seed, time.Since(r.start).Round(time.Second))
 	p("| | |\n|---|---|\n")
 	p("| nodes | %d (%s) |\n", r.o.nodes, map[bool]string{true: "each in its own network namespace", false: "loopback: no partitions"}[r.netns])
+	if r.o.soak {
+		p("| mode | soak: the workload churns for %v with no faults; goroutines and memory must stay flat |\n", r.o.duration)
+	}
 	p("| sessions | %d users × %d tabs = %d at once; %d sessions opened in all |\n", r.o.users, r.o.tabs, r.o.users*r.o.tabs, opened)
 	p("| client reconnects | %d (resumed %d, resume refused %d); %d explicit closes, %d crashes, %d data updates |\n",
 		s.reconnects.Load(), s.resumes.Load(), s.resumeFailed.Load(), s.closes.Load(), s.crashes.Load(), s.updates.Load())
@@ -65,10 +69,13 @@ func (r report) print(w io.Writer) {
 		p("\nfault not carried out: %s\n", f)
 	}
 
+	p("\n")
+	r.res.print(w)
+
 	r.viol.mu.Lock()
 	defer r.viol.mu.Unlock()
 	p("\n| violation | count | first examples |\n|---|---|---|\n")
-	for _, k := range []string{"ghost", "false_offline", "divergence", "counts", "event_gap", "event_duplicate", "event_mismatch", "linearizability"} {
+	for _, k := range []string{"ghost", "false_offline", "divergence", "counts", "event_gap", "event_duplicate", "event_mismatch", "linearizability", "leak"} {
 		ex := ""
 		for i, e := range r.viol.examples[k] {
 			if i > 0 {

@@ -8,7 +8,8 @@ import (
 )
 
 // newLogger builds a zap logger: JSON (production sampling: the first 100
-// of each message per second, then 1 in 100) or console for development.
+// of each message per second, then 1 in 100; none at debug level, where
+// every line is wanted) or console for development.
 func newLogger(level, format string) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
@@ -25,5 +26,8 @@ func newLogger(level, format string) (*zap.Logger, error) {
 		return nil, fmt.Errorf("log format %q: want json or console", format)
 	}
 	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	if lvl == zapcore.DebugLevel {
+		cfg.Sampling = nil
+	}
 	return cfg.Build()
 }
