@@ -10,7 +10,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 30s
 
-.PHONY: help build run test test-short vet tidy-check smoke chaos chaos-long bench fuzz clean cluster-start cluster-stop cluster-kill cluster-restart cluster-status
+.PHONY: help build run test test-short vet tidy-check smoke chaos chaos-long chaos-broken soak bench fuzz clean cluster-start cluster-stop cluster-kill cluster-restart cluster-status
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,18 @@ DURATION ?= 30m
 chaos-long: build ## chaos for DURATION (default 30m): 5 nodes, 2,100 sessions, a fault every ~12 s
 	$(GO) build -o $(BIN)/presence-chaos ./cmd/presence-chaos
 	./$(BIN)/presence-chaos --bin $(BIN)/presenced --nodes 5 --users 700 --tabs 3 --rooms 10 --duration $(DURATION) --fault-every 8s $(CHAOS_FLAGS)
+
+SOAK ?= 10m
+soak: build ## the chaos workload alone for SOAK (default 10m): 5 nodes, 2,100 sessions churning, no faults; fails if a node's goroutines or memory grow
+	$(GO) build -o $(BIN)/presence-chaos ./cmd/presence-chaos
+	./$(BIN)/presence-chaos --bin $(BIN)/presenced --soak --nodes 5 --users 700 --tabs 3 --rooms 10 --duration $(SOAK) --sample-every 10s $(CHAOS_FLAGS)
+
+chaos-broken: ## the short chaos run against a deliberately broken build (failure handling off): passes only if the oracle reports ghosts
+	$(GO) build -tags chaos_broken -o $(BIN)/presenced-broken ./cmd/presenced
+	$(GO) build -o $(BIN)/presence-chaos ./cmd/presence-chaos
+	@out=$$(mktemp); ./$(BIN)/presence-chaos --bin $(BIN)/presenced-broken --nodes 5 --users 200 --tabs 3 --rooms 8 --duration 45s --fault-every 5s $(CHAOS_FLAGS) | tee $$out; \
+	  if grep -Eq '^\| ghost \| [1-9]' $$out; then echo "chaos-broken: the oracle caught the broken build (ghosts reported), as it must"; rm -f $$out; \
+	  else echo "chaos-broken: the broken build got through the oracle"; rm -f $$out; exit 1; fi
 
 smoke: build ## start a node on free ports and run scripts/smoke.sh (the README tour) against it
 	@dir=$$(mktemp -d); \

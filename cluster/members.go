@@ -111,6 +111,10 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	cfg.Replica = wrapReplica(cfg.Replica)
+	if brokenBuild {
+		cfg.Logger.Error("DELIBERATELY BROKEN BUILD (-tags chaos_broken): failure handling is off, dead nodes' sessions stay listed")
+	}
 	mc, err := gossipConfig(cfg.Profile)
 	if err != nil {
 		return nil, err
