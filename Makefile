@@ -21,9 +21,10 @@ build: ## build bin/presenced
 run: build ## start one node on 127.0.0.1:7070 (open dev mode, data in ./data)
 	./$(BIN)/presenced
 
-test: vet tidy-check ## vet, go.mod check, every test with -race, and the README tour against a real node
+test: vet tidy-check ## vet, go.mod check, every test with -race, the README tour against a real node, and the short chaos run
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory smoke
+	$(MAKE) --no-print-directory chaos
 
 CHAOS_FLAGS ?=
 chaos: build ## a short chaos run (~2 min): 5 nodes, 600 sessions, faults for 75 s; non-zero exit on any violation

@@ -173,7 +173,14 @@ func (e *Engine) removeSessionLocked(s *sess, gone goneRecord) {
 			}
 		}
 	}
-	delete(e.sessions, s.id)
+	// Memberships still in the replica (written by another origin than the
+	// removed record: an old owner's late write, a takeover's) stay pending,
+	// like memberships that arrive before their record: if a record comes
+	// again (a resync, a takeover), the session is back in its rooms.
+	s.rec, s.enc = nil, nil
+	if len(s.rooms) == 0 {
+		delete(e.sessions, s.id)
+	}
 }
 
 func (e *Engine) applyMemberLocked(sid, name string, ent crdt.Entry) {

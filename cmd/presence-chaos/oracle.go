@@ -299,10 +299,14 @@ func (o *oracle) compare(views []nodeView, now time.Time) {
 // converged reports whether every ready node lists the same members (and
 // states) in every room, and their counts agree.
 func (o *oracle) converged() (bool, string) {
-	var first map[string]string
+	type roomView struct {
+		members map[string]string // session → state
+		counts  string
+	}
+	var first map[string]roomView
 	var firstName string
 	for _, n := range o.lb.snapshot() {
-		got := map[string]string{}
+		got := map[string]roomView{}
 		for _, room := range o.rooms {
 			var mb membersBody
 			var counts session.Counts
@@ -312,22 +316,48 @@ func (o *oracle) converged() (bool, string) {
 			if err := getJSON(n.base()+"/v1/rooms/"+room+"/counts", &counts); err != nil {
 				return false, err.Error()
 			}
-			var ss []string
+			rv := roomView{members: map[string]string{}, counts: fmt.Sprint(counts.Online, counts.Here)}
 			for _, m := range mb.Members {
-				ss = append(ss, m.Session+"="+string(m.State))
+				rv.members[m.Session] = string(m.State)
 			}
-			sort.Strings(ss)
-			got[room] = fmt.Sprint(ss, counts.Online, counts.Here)
+			got[room] = rv
 		}
 		if first == nil {
 			first, firstName = got, n.name
 			continue
 		}
 		for _, room := range o.rooms {
-			if got[room] != first[room] {
-				return false, fmt.Sprintf("room %s: %s and %s differ", room, firstName, n.name)
+			if d := o.diff(first[room].members, got[room].members, firstName, n.name); d != "" {
+				return false, fmt.Sprintf("room %s: %s and %s differ: %s", room, firstName, n.name, d)
+			}
+			if first[room].counts != got[room].counts {
+				return false, fmt.Sprintf("room %s: %s and %s differ in counts: %s vs %s", room, firstName, n.name, first[room].counts, got[room].counts)
 			}
 		}
 	}
 	return true, ""
+}
+
+// diff describes up to three sessions two nodes list differently, with
+// what the driver knows of each.
+func (o *oracle) diff(a, b map[string]string, an, bn string) string {
+	var out []string
+	for sid := range a {
+		if a[sid] != b[sid] && len(out) < 3 {
+			out = append(out, fmt.Sprintf("session %s %s=%s %s=%s (driver: %s)", short(sid), an, a[sid], bn, orAbsent(b[sid]), o.tr.history(sid)))
+		}
+	}
+	for sid := range b {
+		if _, ok := a[sid]; !ok && len(out) < 3 {
+			out = append(out, fmt.Sprintf("session %s %s=absent %s=%s (driver: %s)", short(sid), an, bn, b[sid], o.tr.history(sid)))
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+func orAbsent(s string) string {
+	if s == "" {
+		return "absent"
+	}
+	return s
 }
