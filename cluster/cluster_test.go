@@ -374,7 +374,7 @@ func TestEOFHintIsWithdrawnWhenThePeerIsAlive(t *testing.T) {
 	eventually(t, 2*time.Second, "replicated", func() bool { return a.engine.UserPresence("held").State == session.Active })
 	eventually(t, 2*time.Second, "a holds a connection to b", func() bool { return holding.Load() > 0 })
 	hold.CloseClientConnections()
-	eventually(t, time.Second, "stale at once on the hint", func() bool { return a.engine.UserPresence("held").State == session.Stale })
+	eventually(t, 3*time.Second, "stale at once on the hint", func() bool { return a.engine.UserPresence("held").State == session.Stale })
 	eventually(t, 10*time.Second, "hint withdrawn: b is alive", func() bool { return a.engine.UserPresence("held").State == session.Active })
 	if n := a.count(session.EventLeave, ""); n != 0 {
 		t.Fatalf("%d leaves for a peer that never died", n)

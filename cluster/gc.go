@@ -32,6 +32,7 @@ func gcInterval(profile string) time.Duration {
 func (c *Cluster) collector(interval time.Duration) {
 	c.every(interval, func() {
 		c.shareDigest()
+		c.shareCensus()
 		c.collect(interval)
 	})
 }

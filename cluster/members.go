@@ -68,22 +68,23 @@ type Cluster struct {
 	ml   *memberlist.Memberlist
 	meta []byte
 
-	mu      sync.Mutex
-	peers   map[string]*peer         // by memberlist name
-	origins map[string]crdt.Origin   // newest incarnation seen per stable name
-	failed  map[crdt.Origin]struct{} // origins reported failed to the replica
-	lag     map[crdt.Origin]uint64   // our watermark when a head showed us behind
-	want    crdt.Digest              // what peers announced when we joined (readiness)
-	synced  time.Time                // when the first remote state arrived
-	metaMu  sync.Mutex               // guards meta (the advertised bytes)
-	lost    map[string]time.Time     // stable node name → when it failed (raft removal)
-	redial  map[string]string        // memberlist name of a dead (not departed) peer → its address
-	added   map[string]time.Time     // stable node name → when it was added as a non-voter
-	pending map[uint64]chan forwardReply
-	digests map[string]peerDigest     // latest digest of each peer (tombstone GC)
-	pulling map[crdt.Origin]time.Time // origins with a pull in flight (last progress)
-	resyncs map[crdt.Origin]*resyncState
-	corr    atomic.Uint64
+	mu         sync.Mutex
+	peers      map[string]*peer         // by memberlist name
+	origins    map[string]crdt.Origin   // newest incarnation seen per stable name
+	failed     map[crdt.Origin]struct{} // origins reported failed to the replica
+	lag        map[crdt.Origin]uint64   // our watermark when a head showed us behind
+	want       crdt.Digest              // what peers announced when we joined (readiness)
+	synced     time.Time                // when the first remote state arrived
+	metaMu     sync.Mutex               // guards meta (the advertised bytes)
+	lost       map[string]time.Time     // stable node name → when it failed (raft removal)
+	redial     map[string]string        // memberlist name of a dead (not departed) peer → its address
+	added      map[string]time.Time     // stable node name → when it was added as a non-voter
+	pending    map[uint64]chan forwardReply
+	digests    map[string]peerDigest     // latest digest of each peer (tombstone GC)
+	pulling    map[crdt.Origin]time.Time // origins with a pull in flight (last progress)
+	resyncs    map[crdt.Origin]*resyncState
+	censusMiss map[crdt.Origin]int // rounds an owner's census differed from ours
+	corr       atomic.Uint64
 
 	inbox    chan []byte
 	notify   chan struct{}
@@ -100,7 +101,7 @@ type Cluster struct {
 
 // Stats are replication counters for metrics.
 type Stats struct {
-	DeltasSent, DeltasReceived, GapsRepaired, Pulls, DigestMismatches, Dropped, TombstonesCollected, EOFHints, Resyncs, ResyncPruned atomic.Uint64
+	DeltasSent, DeltasReceived, GapsRepaired, Pulls, DigestMismatches, Dropped, TombstonesCollected, EOFHints, Resyncs, ResyncPruned, CensusRepairs atomic.Uint64
 }
 
 // New starts gossip (it does not join: call Join).
@@ -122,23 +123,24 @@ func New(cfg Config) (*Cluster, error) {
 	self := cfg.Replica.Origin()
 	c := &Cluster{
 		cfg: cfg, log: cfg.Logger, self: self,
-		name:    memberName(self),
-		peers:   make(map[string]*peer),
-		origins: make(map[string]crdt.Origin),
-		failed:  make(map[crdt.Origin]struct{}),
-		lag:     make(map[crdt.Origin]uint64),
-		want:    make(crdt.Digest),
-		lost:    make(map[string]time.Time),
-		redial:  make(map[string]string),
-		added:   make(map[string]time.Time),
-		pending: make(map[uint64]chan forwardReply),
-		digests: make(map[string]peerDigest),
-		pulling: make(map[crdt.Origin]time.Time),
-		resyncs: make(map[crdt.Origin]*resyncState),
-		inbox:   make(chan []byte, 4096),
-		notify:  make(chan struct{}, 1),
-		tasksCh: make(chan struct{}, 1),
-		stop:    make(chan struct{}),
+		name:       memberName(self),
+		peers:      make(map[string]*peer),
+		origins:    make(map[string]crdt.Origin),
+		failed:     make(map[crdt.Origin]struct{}),
+		lag:        make(map[crdt.Origin]uint64),
+		want:       make(crdt.Digest),
+		lost:       make(map[string]time.Time),
+		redial:     make(map[string]string),
+		added:      make(map[string]time.Time),
+		pending:    make(map[uint64]chan forwardReply),
+		digests:    make(map[string]peerDigest),
+		pulling:    make(map[crdt.Origin]time.Time),
+		resyncs:    make(map[crdt.Origin]*resyncState),
+		censusMiss: make(map[crdt.Origin]int),
+		inbox:      make(chan []byte, 4096),
+		notify:     make(chan struct{}, 1),
+		tasksCh:    make(chan struct{}, 1),
+		stop:       make(chan struct{}),
 	}
 	if cfg.Meta != nil {
 		cfg.RaftAddr = cfg.Meta.Addr()

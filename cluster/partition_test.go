@@ -195,3 +195,37 @@ func TestTombstonesHeldForAMemberDeclaredDead(t *testing.T) {
 			n2.engine.Stats().Tombstones == 0 && n3.engine.Stats().Tombstones == 0
 	})
 }
+
+// A node that took a session over died before one peer heard of it, and was
+// retired: the old owner and everyone that saw the takeover hold nothing of
+// the session any more, but that peer still holds the old owner's entries,
+// and the old owner, alive, will never write them again. The census (each
+// owner's count of its live entries) shows the peer holds more than the
+// owner; it re-reads the owner's origin and drops them.
+func TestCensusRemovesEntriesTheOwnerLostToARetiredTakeover(t *testing.T) {
+	mn := newMemNet(4)
+	n1 := startFaultNode(t, mn, "c1", time.Minute)
+	n2 := startFaultNode(t, mn, "c2", time.Minute, n1.c.Addr())
+	op, _ := n1.engine.Open(session.OpenRequest{User: "u1"})
+	_ = n1.engine.Enter(op.Session, "r", nil)
+	eventually(t, 10*time.Second, "replicated", func() bool { return members(n2) == "u1=active " })
+	// A node outside this test's view takes the session over; only n1 hears
+	// of it before the node is replaced by a restart.
+	gone := session.New(session.Config{Node: "c9", Incarnation: 1})
+	defer gone.Stop()
+	if _, err := gone.Merge(n1.engine.DeltaSince(n1.engine.Origin(), 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gone.Resume(op.ResumeToken, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n1.engine.Merge(gone.DeltaSince(gone.Origin(), 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	n1.engine.OriginRetired(gone.Origin())
+	if members(n1) != "" || members(n2) != "u1=active " {
+		t.Fatalf("set-up: n1 %q, n2 %q", members(n1), members(n2))
+	}
+	took := eventually(t, 10*time.Second, "n2 drops what n1 no longer holds", func() bool { return members(n2) == "" })
+	t.Logf("repaired %v after the divergence", took)
+}

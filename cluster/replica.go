@@ -14,6 +14,7 @@ type Replica interface {
 	OriginAlive(o crdt.Origin)
 	OriginRetired(o crdt.Origin)
 	FailedOrigins() []crdt.Origin // declared dead, entries kept (inside grace)
+	Census(o crdt.Origin) (watermark uint64, live int)
 	PruneOrigin(o crdt.Origin, keep map[string]struct{}, upTo uint64) int
 	CollectTombstones(safe crdt.Digest) int
 }

@@ -206,6 +206,8 @@ func (c *Cluster) handle(b []byte) {
 		c.async(func() { c.answerResync(sender, os) })
 	case msgResyncPage:
 		c.resyncPage(sender, body)
+	case msgCensus:
+		c.onCensus(sender, body)
 	case msgDigest:
 		var d crdt.Digest
 		if d.UnmarshalBinary(body) == nil {

@@ -29,6 +29,9 @@ const (
 	msgResync byte = 8
 	// msgResyncPage answers it: last(1) | crdt.Delta binary.
 	msgResyncPage byte = 9
+	// msgCensus: the sender's own origin + watermark + how many live entries
+	// it writes (see census.go).
+	msgCensus byte = 10
 )
 
 var errBadMessage = errors.New("cluster: malformed message")
@@ -68,19 +71,47 @@ func (o originSeq) encode() []byte {
 }
 
 func decodeOriginSeq(b []byte) (originSeq, error) {
+	o, rest, err := decodeOriginSeqPrefix(b)
+	if err == nil && len(rest) != 0 {
+		err = fmt.Errorf("%w: trailing bytes", errBadMessage)
+	}
+	return o, err
+}
+
+func decodeOriginSeqPrefix(b []byte) (originSeq, []byte, error) {
 	var o originSeq
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > crdt.MaxNodeLen || uint64(len(b)-k) < n {
-		return o, errBadMessage
+		return o, nil, errBadMessage
 	}
 	o.Origin.Node = string(b[k : k+int(n)])
 	b = b[k+int(n):]
 	if o.Origin.Incarnation, k = binary.Uvarint(b); k <= 0 {
-		return o, errBadMessage
+		return o, nil, errBadMessage
 	}
 	b = b[k:]
-	if o.Seq, k = binary.Uvarint(b); k <= 0 || k != len(b) {
-		return o, fmt.Errorf("%w: trailing bytes", errBadMessage)
+	if o.Seq, k = binary.Uvarint(b); k <= 0 {
+		return o, nil, errBadMessage
 	}
-	return o, nil
+	return o, b[k:], nil
+}
+
+// census is the body of a census message.
+type census struct {
+	originSeq        // the sender's own origin and watermark
+	Live      uint64 // live entries it writes
+}
+
+func (c census) encode() []byte { return binary.AppendUvarint(c.originSeq.encode(), c.Live) }
+
+func decodeCensus(b []byte) (census, error) {
+	o, rest, err := decodeOriginSeqPrefix(b)
+	if err != nil {
+		return census{}, err
+	}
+	live, k := binary.Uvarint(rest)
+	if k <= 0 || k != len(rest) {
+		return census{}, errBadMessage
+	}
+	return census{o, live}, nil
 }

@@ -14,6 +14,7 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add(encodeMsg(msgDelta, "peer-1", body))
 	f.Add(encodeMsg(msgHead, "peer-1", originSeq{Origin: crdt.Origin{Node: "n", Incarnation: 1}, Seq: 9}.encode()))
 	f.Add(encodeMsg(msgPull, "p", originSeq{}.encode()))
+	f.Add(encodeMsg(msgCensus, "p", census{originSeq{Origin: crdt.Origin{Node: "n", Incarnation: 1}, Seq: 9}, 4}.encode()))
 	f.Add([]byte{msgMetaCmd, 1, 'p', 7, '{'})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -24,6 +25,12 @@ func FuzzDecodeMessage(f *testing.F) {
 		_ = typ
 		_ = sender
 		_, _ = decodeOriginSeq(body)
+		if cs, err := decodeCensus(body); err == nil {
+			back, err := decodeCensus(cs.encode())
+			if err != nil || back != cs {
+				t.Fatalf("census %+v round-trips to %+v, %v", cs, back, err)
+			}
+		}
 		var d crdt.Delta
 		_ = d.UnmarshalBinary(body)
 		var g crdt.Digest

@@ -16,6 +16,18 @@ func (m *Map) Watermark(o Origin) uint64 {
 	return 0
 }
 
+// Census is what the map holds of origin o: its watermark and how many live
+// (not deleted) entries o currently writes. Two replicas with the same
+// watermark for o and all deltas delivered hold the same entries of o; a
+// count that stays different means one of them holds entries of o that o
+// no longer does, or lacks some it does (see cluster's census).
+func (m *Map) Census(o Origin) (watermark uint64, live int) {
+	if st := m.origins[o]; st != nil {
+		return st.watermark, st.live - st.ntombs
+	}
+	return 0, 0
+}
+
 // Digest returns the watermark of every origin the map knows.
 func (m *Map) Digest() Digest {
 	g := make(Digest, len(m.origins))

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"pgregory.net/rapid"
+
+	"github.com/presenced/presenced/crdt"
 )
 
 // Three engines as a cluster would drive them, with the faults presence-chaos
@@ -30,6 +32,8 @@ func TestRandomClusterOperationsConverge(t *testing.T) {
 			defer e.Stop()
 			es = append(es, e)
 		}
+		incarnation := []uint64{1, 1, 1}
+		var gone []crdt.Origin // incarnations replaced by a restart
 		rooms := []string{"a", "b"}
 		users := []string{"u1", "u2", "u3"}
 		type tab struct{ sid, token, user string }
@@ -52,11 +56,23 @@ func TestRandomClusterOperationsConverge(t *testing.T) {
 			}
 		}
 		steps := rapid.IntRange(1, 80).Draw(rt, "steps")
+		resync := func(owner, to *Engine) {
+			o := owner.Origin()
+			d := owner.DeltaSince(o, 0, 0)
+			keep := map[string]struct{}{}
+			for _, ent := range d.Entries {
+				keep[ent.Key] = struct{}{}
+			}
+			if _, err := to.Merge(d); err != nil && err != ErrOriginRetired {
+				rt.Fatal(err)
+			}
+			to.PruneOrigin(o, keep, d.To)
+		}
 		for step := 0; step < steps; step++ {
 			i := engine("engine")
 			e := es[i]
 			room := rapid.SampledFrom(rooms).Draw(rt, "room")
-			switch op := rapid.IntRange(0, 15).Draw(rt, "op"); op {
+			switch op := rapid.IntRange(0, 17).Draw(rt, "op"); op {
 			case 0, 1:
 				u := rapid.SampledFrom(users).Draw(rt, "user")
 				if o, err := e.Open(OpenRequest{ID: fmt.Sprintf("s%d", step), User: u, Location: rapid.SampledFrom(append(rooms, "")).Draw(rt, "loc")}); err == nil {
@@ -79,9 +95,16 @@ func TestRandomClusterOperationsConverge(t *testing.T) {
 				if tb, ok := pickTab(); ok {
 					_ = e.Close(tb.sid, ReasonClosed, nil)
 				}
-			case 6: // the client resumes on engine i (a takeover if another node owned it)
+			case 6: // the client resumes on engine i (a takeover if another node owned it); its
+				// old connection is gone, which its old owner notices
 				if tb, ok := pickTab(); ok {
-					_, _ = e.Resume(tb.token, tb.user)
+					if _, err := e.Resume(tb.token, tb.user); err == nil {
+						for _, x := range es {
+							if x != e {
+								x.Disconnect(tb.sid, 0)
+							}
+						}
+					}
 				}
 			case 7:
 				if tb, ok := pickTab(); ok {
@@ -97,18 +120,8 @@ func TestRandomClusterOperationsConverge(t *testing.T) {
 					e.OriginAlive(o)
 				}
 			case 12: // resync: merge the owner's whole origin, prune what it no longer holds
-				k := engine("owner")
-				o := es[k].Origin()
-				if k != i {
-					d := es[k].DeltaSince(o, 0, 0)
-					keep := map[string]struct{}{}
-					for _, ent := range d.Entries {
-						keep[ent.Key] = struct{}{}
-					}
-					if _, err := e.Merge(d); err != nil && err != ErrOriginRetired {
-						rt.Fatal(err)
-					}
-					e.PruneOrigin(o, keep, d.To)
+				if k := engine("owner"); k != i {
+					resync(es[k], e)
 				}
 			case 13: // tombstone GC by the cluster's rule: covered by every engine's digest
 				safe := es[0].Digest()
@@ -125,21 +138,50 @@ func TestRandomClusterOperationsConverge(t *testing.T) {
 				if tb, ok := pickTab(); ok {
 					_ = e.Update(tb.sid, room, json.RawMessage(fmt.Sprintf(`{"u":%d}`, step)))
 				}
+			case 16: // kill -9 and restart: a new incarnation with an empty replica
+				gone = append(gone, e.Origin())
+				e.Stop()
+				incarnation[i]++
+				es[i] = New(Config{Node: fmt.Sprintf("n%d", i), Incarnation: incarnation[i], Clock: clock, Grace: 10 * time.Second,
+					IdleAfter: 20 * time.Second, AwayAfter: 40 * time.Second})
+				defer es[i].Stop()
+			case 17: // engine i sees the newer incarnation: retires the old one
+				if len(gone) > 0 {
+					e.OriginRetired(gone[rapid.IntRange(0, len(gone)-1).Draw(rt, "gone")])
+				}
 			}
 			for _, x := range es {
 				checkInvariants(t, x)
 			}
 		}
-		// Heal: every owner alive everywhere, every delta delivered, timers run.
-		for round := 0; round < 4; round++ {
+		// Heal: every owner alive everywhere, every delta delivered; then grace
+		// passes (an old owner that lost a takeover to a node that died since ends
+		// what it still holds) and everything is delivered again.
+		for round := 0; round < 6; round++ {
+			if round == 3 {
+				clock.Advance(11 * time.Second)
+			}
 			for _, x := range es {
 				for _, y := range es {
 					x.OriginAlive(y.Origin())
+				}
+				for _, o := range gone {
+					x.OriginRetired(o)
 				}
 			}
 			for from := range es {
 				for to := range es {
 					ship(from, to, 0)
+				}
+			}
+			// The census: a replica caught up with an owner but holding a
+			// different count of its live entries re-reads them.
+			for _, owner := range es {
+				wm, live := owner.Census(owner.Origin())
+				for _, x := range es {
+					if w, l := x.Census(owner.Origin()); x != owner && w == wm && l != live {
+						resync(owner, x)
+					}
 				}
 			}
 		}

@@ -56,6 +56,14 @@ func (e *Engine) Digest() crdt.Digest {
 	return e.data.Digest()
 }
 
+// Census reports the watermark and live entry count of origin o here (see
+// crdt.Map.Census).
+func (e *Engine) Census(o crdt.Origin) (uint64, int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.data.Census(o)
+}
+
 // CollectTombstones drops tombstones every live replica is known to hold
 // (safe is the element-wise minimum of their digests); see crdt.Map.
 func (e *Engine) CollectTombstones(safe crdt.Digest) int {

@@ -1,0 +1,67 @@
+package cluster
+
+import "go.uber.org/zap"
+
+// Census. Watermarks say whether a replica has every write of an origin;
+// they cannot say whether it still holds entries the origin itself no longer
+// does. That happens when the writes that replaced them are lost with their
+// writer: a client resumes a session on node B (B's takeover overwrites A's
+// entries), B dies before C hears of it and is retired; A and everyone that
+// saw B's writes now hold nothing of the session, C still holds A's older
+// entries — shown forever, since A is alive and will never write them again.
+// So each owner periodically tells its peers how many live entries it writes
+// (with its watermark); a peer caught up to that watermark whose count stays
+// different over two rounds re-reads the owner's origin (resync: merge it,
+// prune what it no longer holds). Counts differ briefly while deltas are in
+// flight, hence two rounds.
+
+const censusRounds = 2
+
+// shareCensus tells every peer what this node holds of its own origin.
+func (c *Cluster) shareCensus() {
+	wm, live := c.cfg.Replica.Census(c.self)
+	msg := encodeMsg(msgCensus, c.name, census{originSeq{c.self, wm}, uint64(live)}.encode())
+	c.mu.Lock()
+	nodes := make([]*peer, 0, len(c.peers))
+	for _, p := range c.peers {
+		nodes = append(nodes, p)
+	}
+	c.mu.Unlock()
+	for _, p := range nodes {
+		_ = c.ml.SendBestEffort(p.node.Load(), msg)
+	}
+}
+
+// onCensus compares an owner's census with what we hold of its origin.
+func (c *Cluster) onCensus(sender string, body []byte) {
+	cs, err := decodeCensus(body)
+	if err != nil {
+		c.log.Warn("malformed census dropped", zap.String("from", sender), zap.Error(err))
+		return
+	}
+	o := cs.Origin
+	wm, live := c.cfg.Replica.Census(o) // before c.mu: the engine's lock is never taken under it
+	c.mu.Lock()
+	p := c.peers[sender]
+	if p == nil || p.origin != o { // only an owner speaks for its origin
+		c.mu.Unlock()
+		return
+	}
+	if wm != cs.Seq || uint64(live) == cs.Live {
+		delete(c.censusMiss, o)
+		c.mu.Unlock()
+		return
+	}
+	c.censusMiss[o]++
+	repair := c.censusMiss[o] >= censusRounds
+	if repair {
+		delete(c.censusMiss, o)
+	}
+	c.mu.Unlock()
+	if repair {
+		c.stats.CensusRepairs.Add(1)
+		c.log.Info("holding a different set of a peer's entries than the peer: re-reading them",
+			zap.String("peer", sender), zap.Int("here", live), zap.Uint64("there", cs.Live))
+		c.resync(sender, o)
+	}
+}
