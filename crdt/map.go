@@ -48,6 +48,15 @@ func (m *Map) Get(key string) (Entry, bool) {
 	return m.entry(s), true
 }
 
+// Lookup returns the entry of key, tombstones included.
+func (m *Map) Lookup(key string) (Entry, bool) {
+	idx, ok := m.index[key]
+	if !ok {
+		return Entry{}, false
+	}
+	return m.entry(m.slots.at(idx)), true
+}
+
 // Range calls fn for every live entry, in no particular order, until fn
 // returns false. fn must not modify the map.
 func (m *Map) Range(fn func(Entry) bool) {

@@ -26,6 +26,9 @@ func (s *Server) routes() *http.ServeMux {
 	h("GET /v1/ws", s.serveWS)
 	h("GET /ws", s.serveWS)
 	mux.HandleFunc("GET /internal/v1/hold", s.hold)
+	if s.cfg.DebugEndpoints {
+		mux.HandleFunc("GET /internal/v1/debug/sessions/{session}", s.debugSession)
+	}
 
 	h("GET /v1/rooms/{room}/members", s.roomMembers)
 	h("GET /v1/rooms/{room}/users", s.roomUsers)
@@ -175,6 +178,12 @@ func readBodyAs(w http.ResponseWriter, r *http.Request, limit int64, v any, fail
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.cfg.Node})
+}
+
+// debugSession shows what this node holds of one session (?rooms=a,b adds
+// those rooms' membership keys): its entries as stored and the index's view.
+func (s *Server) debugSession(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.engine.DebugSession(r.PathValue("session"), splitIDs(r.URL.Query().Get("rooms"))))
 }
 
 // hold keeps the request open, sending nothing, until this node drains or

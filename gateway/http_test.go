@@ -197,3 +197,24 @@ func TestHTTPBearerSchemeAnyCase(t *testing.T) {
 		t.Fatalf("basic auth: %d", code)
 	}
 }
+
+// The debug view of a session is served only with DebugEndpoints: its
+// entries as stored and the index's view.
+func TestDebugSessionEndpoint(t *testing.T) {
+	off := newTestNode(t, nodeOpts{})
+	if code, _ := off.do("GET", "/internal/v1/debug/sessions/x", "", "", nil); code != 404 {
+		t.Fatalf("without DebugEndpoints: %d", code)
+	}
+	n := newTestNode(t, nodeOpts{gateway: Config{DebugEndpoints: true}})
+	op, _ := n.engine.Open(session.OpenRequest{User: "dora"})
+	_ = n.engine.Enter(op.Session, "r", nil)
+	code, body := n.do("GET", "/internal/v1/debug/sessions/"+op.Session+"?rooms=r,other", "", "", nil)
+	var d session.SessionDebug
+	if err := json.Unmarshal([]byte(body), &d); code != 200 || err != nil {
+		t.Fatalf("%d %s %v", code, body, err)
+	}
+	if !d.Owned || !d.Connected || !d.Record || len(d.Rooms) != 1 || len(d.Entries) != 3 ||
+		!d.Entries[0].Present || !d.Entries[1].Present || d.Entries[2].Present {
+		t.Fatalf("debug view %s", body)
+	}
+}

@@ -47,6 +47,7 @@ type Config struct {
 	WriteTimeout      time.Duration // 10s for one frame to be written
 	MaxBatchIDs       int           // 100 ids per user batch query
 	Ready             func() bool   // readiness beyond the engine (e.g. raft leader known); nil = always
+	DebugEndpoints    bool          // serve GET /internal/v1/debug/sessions/{session} (no auth: for test clusters)
 	Meta              MetaStore     // nil: metadata endpoints answer 503
 	Logger            *zap.Logger
 	Registry          *prometheus.Registry // nil: a new private registry

@@ -173,8 +173,8 @@ func (o *oracle) sample(n *node) (nodeView, bool) {
 		if !exempt {
 			for _, s := range o.tr.liveInRoom(room, now.Add(-o.b.FalseOffline)) {
 				if _, ok := states[s.id]; !ok {
-					o.v.add("false_offline", fmt.Sprintf("%s room %s: session %s of %s connected %.1fs, in the room %.1fs, not listed (driver: %s)",
-						n.name, room, short(s.id), s.user, now.Sub(s.since).Seconds(), now.Sub(s.enteredAt).Seconds(), o.tr.history(s.id)))
+					o.v.add("false_offline", fmt.Sprintf("%s room %s: session %s of %s connected %.1fs, in the room %.1fs, not listed (driver: %s) %s",
+						n.name, room, short(s.id), s.user, now.Sub(s.since).Seconds(), now.Sub(s.enteredAt).Seconds(), o.tr.history(s.id), debugOf(n, s.id, room)))
 				}
 			}
 		}
@@ -220,8 +220,8 @@ func (o *oracle) checkListed(n *node, room string, m session.Member, now time.Ti
 		return
 	}
 	if s.ended && !s.connected && now.Sub(s.lastConnEnd) > o.b.Ghost {
-		o.v.add("ghost", fmt.Sprintf("%s room %s: session %s of %s listed (%s) %.1fs after its last connection ended (driver: %s)",
-			n.name, room, short(m.Session), m.User, m.State, now.Sub(s.lastConnEnd).Seconds(), o.tr.history(m.Session)))
+		o.v.add("ghost", fmt.Sprintf("%s room %s: session %s of %s listed (%s) %.1fs after its last connection ended (driver: %s) %s",
+			n.name, room, short(m.Session), m.User, m.State, now.Sub(s.lastConnEnd).Seconds(), o.tr.history(m.Session), debugOf(n, m.Session, room)))
 	}
 }
 
@@ -285,7 +285,11 @@ func (o *oracle) compare(views []nodeView, now time.Time) {
 			} else if now.Sub(since) > o.b.Converge && !o.reported[key] {
 				o.reported[key] = true
 				sort.Strings(desc)
-				o.v.add("divergence", fmt.Sprintf("room %s session %s: %v for %.1fs (driver: %s)", room, short(sid), desc, now.Sub(since).Seconds(), o.tr.history(sid)))
+				var dbg []string
+				for _, nv := range views {
+					dbg = append(dbg, debugOf(nv.n, sid, room))
+				}
+				o.v.add("divergence", fmt.Sprintf("room %s session %s: %v for %.1fs (driver: %s) %s", room, short(sid), desc, now.Sub(since).Seconds(), o.tr.history(sid), strings.Join(dbg, " ")))
 			}
 		}
 	}
@@ -360,4 +364,43 @@ func orAbsent(s string) string {
 		return "absent"
 	}
 	return s
+}
+
+// debugOf fetches what node n holds of session sid (nodes run with
+// --debug-endpoints), compactly: "c5{record owned e1 [room09] s/…=c1#3:7 m/…/room09=absent}".
+func debugOf(n *node, sid, room string) string {
+	var d session.SessionDebug
+	if err := getJSON(n.base()+"/internal/v1/debug/sessions/"+url.PathEscape(sid)+"?rooms="+url.QueryEscape(room), &d); err != nil {
+		return n.name + "{" + err.Error() + "}"
+	}
+	var b strings.Builder
+	b.WriteString(n.name + "{")
+	flag := func(on bool, s string) {
+		if on {
+			b.WriteString(s + " ")
+		}
+	}
+	flag(d.Record, "record")
+	flag(!d.Record, "no-record")
+	flag(d.Owned, fmt.Sprintf("owned(e%d,connected=%v)", d.Epoch, d.Connected))
+	flag(d.Failed, "owner-failed")
+	fmt.Fprintf(&b, "rooms=%v", d.Rooms)
+	for _, e := range d.Entries {
+		k := e.Key
+		if i := strings.LastIndexByte(k, '/'); strings.HasPrefix(k, "m/") && i > 0 {
+			k = "m/…/" + k[i+1:]
+		} else {
+			k = k[:2] + "…"
+		}
+		switch {
+		case !e.Present:
+			fmt.Fprintf(&b, " %s=absent", k)
+		case e.Deleted:
+			fmt.Fprintf(&b, " %s=%s:%d:deleted(e%d)", k, e.Origin, e.Seq, e.Epoch)
+		default:
+			fmt.Fprintf(&b, " %s=%s:%d(e%d)", k, e.Origin, e.Seq, e.Epoch)
+		}
+	}
+	b.WriteString("}")
+	return b.String()
 }

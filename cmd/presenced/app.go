@@ -119,7 +119,8 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 		MaxFrameBytes: cfg.MaxFrameBytes, RateLimit: cfg.RateLimit, SendQueue: cfg.SendQueue,
 		SendQueueBytes: cfg.SendQueueBytes, MaxSubscriptions: cfg.MaxSubscriptions,
 		Ready: func() bool { return meta.Ready() && members.Ready() }, Meta: metaStore{meta}, Logger: log.Named("gateway"),
-		Grace: cfg.SessionGrace, IdleAfter: cfg.IdleAfter, AwayAfter: cfg.AwayAfter, TypingTimeout: cfg.TypingTimeout,
+		DebugEndpoints: cfg.DebugEndpoints,
+		Grace:          cfg.SessionGrace, IdleAfter: cfg.IdleAfter, AwayAfter: cfg.AwayAfter, TypingTimeout: cfg.TypingTimeout,
 		MaxDataBytes: cfg.MaxDataBytes, MaxIDBytes: cfg.MaxIDBytes, MaxRoomsPerSession: cfg.MaxRoomsPerSession,
 	}, engine, auth)
 
