@@ -10,10 +10,15 @@ import "go.uber.org/zap"
 // saw B's writes now hold nothing of the session, C still holds A's older
 // entries — shown forever, since A is alive and will never write them again.
 // So each owner periodically tells its peers how many live entries it writes
-// (with its watermark); a peer caught up to that watermark whose count stays
-// different over two rounds re-reads the owner's origin (resync: merge it,
-// prune what it no longer holds). Counts differ briefly while deltas are in
-// flight, hence two rounds.
+// (with its watermark); a peer caught up to that watermark whose count is
+// different in two such rounds, with no equal one between, re-reads the
+// owner's origin (resync: merge it, prune what it no longer holds). Rounds
+// at another watermark say nothing (a busy owner is rarely caught up with
+// at the instant of its census). Counts differ briefly while deltas of
+// other origins that overwrite the owner's entries are in flight, hence two
+// rounds; if such a delta is held up longer (its writer cut off from us but
+// not from the owner), the resync removes the owner's overwritten entry here
+// a little early: the key shows nothing until the newer write arrives.
 
 const censusRounds = 2
 
@@ -21,13 +26,7 @@ const censusRounds = 2
 func (c *Cluster) shareCensus() {
 	wm, live := c.cfg.Replica.Census(c.self)
 	msg := encodeMsg(msgCensus, c.name, census{originSeq{c.self, wm}, uint64(live)}.encode())
-	c.mu.Lock()
-	nodes := make([]*peer, 0, len(c.peers))
-	for _, p := range c.peers {
-		nodes = append(nodes, p)
-	}
-	c.mu.Unlock()
-	for _, p := range nodes {
+	for _, p := range c.peerList() {
 		_ = c.ml.SendBestEffort(p.node.Load(), msg)
 	}
 }
@@ -47,7 +46,11 @@ func (c *Cluster) onCensus(sender string, body []byte) {
 		c.mu.Unlock()
 		return
 	}
-	if wm != cs.Seq || uint64(live) == cs.Live {
+	if wm != cs.Seq { // not caught up (or the census raced a write): says nothing
+		c.mu.Unlock()
+		return
+	}
+	if uint64(live) == cs.Live {
 		delete(c.censusMiss, o)
 		c.mu.Unlock()
 		return

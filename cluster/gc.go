@@ -44,13 +44,7 @@ func (c *Cluster) shareDigest() {
 		return
 	}
 	msg := encodeMsg(msgDigest, c.name, d)
-	c.mu.Lock()
-	nodes := make([]*peer, 0, len(c.peers))
-	for _, p := range c.peers {
-		nodes = append(nodes, p)
-	}
-	c.mu.Unlock()
-	for _, p := range nodes {
+	for _, p := range c.peerList() {
 		if len(msg) <= udpMax {
 			_ = c.ml.SendBestEffort(p.node.Load(), msg)
 		} else {
@@ -77,7 +71,7 @@ func (c *Cluster) collect(every time.Duration) {
 		_, alive := c.peers[name]
 		switch {
 		case alive:
-		case failed[pd.origin]:
+		case failed[pd.origin] || c.failingLocked(pd.origin):
 			delete(failed, pd.origin)
 			minDigest(safe, pd.d)
 		default:
@@ -101,6 +95,17 @@ func (c *Cluster) collect(every time.Duration) {
 		c.stats.TombstonesCollected.Add(uint64(n))
 	}
 }
+
+// failingLocked: o was declared dead a moment ago and the engine may not
+// have been told yet (that call is queued on the worker).
+func (c *Cluster) failingLocked(o crdt.Origin) bool {
+	_, failed := c.failed[o]
+	at, ok := c.lost[o.Node]
+	return failed && ok && time.Since(at) < failingWindow
+}
+
+// failingWindow bounds how long the engine may take to be told of a failure.
+const failingWindow = 5 * time.Second
 
 // minDigest lowers safe to what d covers, origin by origin.
 func minDigest(safe, d crdt.Digest) {

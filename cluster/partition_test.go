@@ -122,7 +122,7 @@ func sameUsers(a, b *testNode) bool {
 // back): after the heal, the node that was cut off must not keep the removed
 // session (a ghost). It re-reads the owner's origin and prunes what the owner
 // no longer holds.
-func TestShortPartitionLeavesNoGhost(t *testing.T) {
+func TestLongPartitionLeavesNoGhost(t *testing.T) {
 	mn := newMemNet(2)
 	const grace = 3 * time.Second
 	n1 := startFaultNode(t, mn, "g1", grace)

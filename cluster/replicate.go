@@ -400,6 +400,17 @@ func (c *Cluster) answerPull(to string, req originSeq) {
 	_ = c.ml.SendReliable(node, encodeMsg(msgDelta, c.name, body))
 }
 
+// peerList returns the alive peers now.
+func (c *Cluster) peerList() []*peer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*peer, 0, len(c.peers))
+	for _, p := range c.peers {
+		out = append(out, p)
+	}
+	return out
+}
+
 func (c *Cluster) nodeNamed(name string) *memberlist.Node {
 	c.mu.Lock()
 	defer c.mu.Unlock()

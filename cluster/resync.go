@@ -172,13 +172,7 @@ func (c *Cluster) pauseWatch() {
 		}
 		c.log.Info("this process was paused: re-reading every peer", zap.Duration("pause", gap))
 		c.later(func() {
-			c.mu.Lock()
-			peers := make([]*peer, 0, len(c.peers))
-			for _, p := range c.peers {
-				peers = append(peers, p)
-			}
-			c.mu.Unlock()
-			for _, p := range peers {
+			for _, p := range c.peerList() {
 				c.resync(p.name, p.origin)
 			}
 		})

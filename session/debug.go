@@ -12,9 +12,12 @@ type SessionDebug struct {
 	Owned     bool         `json:"owned"`
 	Epoch     uint64       `json:"epoch,omitempty"` // when owned
 	Connected bool         `json:"connected,omitempty"`
-	Record    bool         `json:"record"` // the index has its record
-	Rooms     []string     `json:"rooms"`  // memberships the index holds (pending if no record)
+	Record    bool         `json:"record"`           // the index has its record
+	State     State        `json:"state,omitempty"`  // the record's state as the index holds it
+	Writer    string       `json:"writer,omitempty"` // the origin the index took the record from
+	Rooms     []string     `json:"rooms"`            // memberships the index holds (pending if no record)
 	Failed    bool         `json:"owner_failed,omitempty"`
+	FailedAll []string     `json:"failed_origins,omitempty"` // every origin this node holds as failed
 	Entries   []EntryDebug `json:"entries"`
 }
 
@@ -40,6 +43,9 @@ func (e *Engine) DebugSession(sid string, rooms []string) SessionDebug {
 	}
 	if s := e.sessions[sid]; s != nil {
 		d.Record = s.rec != nil
+		if s.rec != nil {
+			d.State, d.Writer = s.rec.State, s.origin.String()
+		}
 		for name := range s.rooms {
 			d.Rooms = append(d.Rooms, name)
 			if !slices.Contains(rooms, name) {
@@ -49,6 +55,10 @@ func (e *Engine) DebugSession(sid string, rooms []string) SessionDebug {
 		slices.Sort(d.Rooms)
 		_, d.Failed = e.failed[s.origin]
 	}
+	for o := range e.failed {
+		d.FailedAll = append(d.FailedAll, o.String())
+	}
+	slices.Sort(d.FailedAll)
 	keys := []string{sessionKey(sid)}
 	for _, r := range rooms {
 		keys = append(keys, memberKey(sid, r))

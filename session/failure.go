@@ -5,6 +5,7 @@ import (
 
 	"github.com/presenced/presenced/crdt"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // ErrOriginRetired is returned by Merge for entries of a node incarnation
@@ -123,7 +124,9 @@ func (e *Engine) PruneOrigin(o crdt.Origin, keep map[string]struct{}, upTo uint6
 	changes := e.data.PruneOrigin(o, keep, upTo)
 	for _, c := range changes {
 		c.Cur.Value = gone
-		e.log.Debug("pruned an entry its owner no longer holds", zap.String("key", c.Key), zap.Stringer("origin", o))
+		if ce := e.log.Check(zapcore.DebugLevel, "pruned an entry its owner no longer holds"); ce != nil {
+			ce.Write(zap.String("key", c.Key), zap.Stringer("origin", o))
+		}
 		e.applyLocked(c)
 	}
 	return len(changes)

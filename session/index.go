@@ -6,6 +6,7 @@ import (
 
 	"github.com/presenced/presenced/crdt"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // applyLocked folds one visible change of the replicated map into the
@@ -80,14 +81,18 @@ func (e *Engine) applySessionLocked(sid string, ent crdt.Entry) {
 		// timers, so our grace timer cannot end a session live elsewhere.
 		o.stopTimers()
 		delete(e.owned, sid)
-		e.log.Debug("session owned elsewhere now: dropped ours", zap.String("session", sid), zap.Stringer("writer", ent.Origin), zap.Bool("deleted", ent.Deleted))
+		if ce := e.log.Check(zapcore.DebugLevel, "session owned elsewhere now: dropped ours"); ce != nil {
+			ce.Write(zap.String("session", sid), zap.Stringer("writer", ent.Origin), zap.Bool("deleted", ent.Deleted))
+		}
 	}
 	s := e.sessLocked(sid, !ent.Deleted)
 	if s == nil {
 		return
 	}
 	if ent.Deleted {
-		e.log.Debug("session removed", zap.String("session", sid), zap.Stringer("writer", ent.Origin))
+		if ce := e.log.Check(zapcore.DebugLevel, "session removed"); ce != nil {
+			ce.Write(zap.String("session", sid), zap.Stringer("writer", ent.Origin))
+		}
 		e.removeSessionLocked(s, decodeGone(ent))
 		return
 	}
@@ -193,7 +198,9 @@ func (e *Engine) applyMemberLocked(sid, name string, ent crdt.Entry) {
 		if _, ok := s.rooms[name]; !ok {
 			return
 		}
-		e.log.Debug("membership removed", zap.String("session", sid), zap.String("room", name), zap.Stringer("writer", ent.Origin))
+		if ce := e.log.Check(zapcore.DebugLevel, "membership removed"); ce != nil {
+			ce.Write(zap.String("session", sid), zap.String("room", name), zap.Stringer("writer", ent.Origin))
+		}
 		if s.rec != nil {
 			if r := e.rooms[name]; r != nil {
 				e.memberLeaveLocked(r, s, decodeGone(ent))
@@ -370,7 +377,9 @@ func (e *Engine) reassertLocked(o *owned, sid string, ent crdt.Entry) bool {
 	if s == nil || s.rec == nil {
 		return false
 	}
-	e.log.Debug("session re-asserted over an older owner's write", zap.String("session", sid), zap.Stringer("writer", ent.Origin))
+	if ce := e.log.Check(zapcore.DebugLevel, "session re-asserted over an older owner's write"); ce != nil {
+		ce.Write(zap.String("session", sid), zap.Stringer("writer", ent.Origin))
+	}
 	mine := *s.rec
 	mine.Epoch = o.epoch
 	e.setLocked(sessionKey(sid), mine.marshal())
@@ -391,15 +400,25 @@ func (e *Engine) reassertEndLocked(sid string, c crdt.Change) bool {
 	if ep, ok := epochOf(c.Cur); !ok || ep >= ended.Epoch {
 		return false
 	}
-	e.log.Debug("session ended here re-removed over an older owner's write", zap.String("session", sid), zap.Stringer("writer", c.Cur.Origin))
+	if ce := e.log.Check(zapcore.DebugLevel, "session ended here re-removed over an older owner's write"); ce != nil {
+		ce.Write(zap.String("session", sid), zap.Stringer("writer", c.Cur.Origin))
+	}
 	e.deleteLocked(sessionKey(sid), ended)
 	return true
 }
 
 // reassertMemberLocked: an older owner's removal of a membership of a
-// session we own won on the clock: write the membership again. Reports
-// whether it did.
+// session we own won on the clock: write the membership again. Or another
+// node wrote a membership of a session we ended (an old owner acting on a
+// message it read late): remove it again. Reports whether it did either.
 func (e *Engine) reassertMemberLocked(sid, name string, ent crdt.Entry) bool {
+	if !ent.Deleted && ent.Origin != e.origin {
+		if end, ok := e.data.Lookup(sessionKey(sid)); ok && end.Deleted && end.Origin == e.origin {
+			ended := decodeGone(end)
+			e.deleteLocked(memberKey(sid, name), goneRecord{Reason: ended.Reason, Epoch: ended.Epoch})
+			return true
+		}
+	}
 	o := e.owned[sid]
 	if o == nil || !ent.Deleted || ent.Origin == e.origin || decodeGone(ent).Epoch >= o.epoch {
 		return false

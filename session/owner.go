@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // owned is the owner-side runtime of a session this node writes: precise
@@ -148,14 +149,22 @@ func (e *Engine) Resume(token, user string) (Opened, error) {
 		return Opened{}, ErrResumeRejected
 	}
 	now := e.clock.Now()
+	// Every resume starts a new owner epoch, above the record's and, as a
+	// wall-clock time, above any other node's earlier resume that this one
+	// has not heard of (a client that went back and forth between nodes).
+	epoch := max(s.rec.Epoch+1, uint64(now.UnixMilli()))
 	o := e.owned[sid]
-	if o == nil {
+	if o != nil {
+		o.epoch = max(o.epoch+1, epoch)
+	} else {
 		// The session was owned by another node: take it over by writing its
 		// entries again as this node, with a newer clock. The old owner sees
 		// its entries lose and drops its copy (see applySessionLocked).
-		o = &owned{id: sid, kind: s.rec.Kind, epoch: s.rec.Epoch + 1}
+		o = &owned{id: sid, kind: s.rec.Kind, epoch: epoch}
 		e.owned[sid] = o
-		e.log.Debug("session taken over", zap.String("session", sid), zap.Stringer("from", s.origin), zap.Uint64("epoch", o.epoch))
+		if ce := e.log.Check(zapcore.DebugLevel, "session taken over"); ce != nil {
+			ce.Write(zap.String("session", sid), zap.Stringer("from", s.origin), zap.Uint64("epoch", o.epoch))
+		}
 		for name, mr := range s.rooms {
 			e.setLocked(memberKey(sid, name), mustJSON(mr))
 		}
@@ -233,7 +242,9 @@ func (e *Engine) Disconnect(sid string, attach uint64) {
 }
 
 func (e *Engine) disconnectLocked(o *owned, s *sess, at time.Time) {
-	e.log.Debug("session disconnected: stale", zap.String("session", s.id))
+	if ce := e.log.Check(zapcore.DebugLevel, "session disconnected: stale"); ce != nil {
+		ce.Write(zap.String("session", s.id))
+	}
 	o.connected = false
 	o.staleSince = at
 	for name := range o.typing {
@@ -258,7 +269,9 @@ func (e *Engine) Close(sid string, reason Reason, data json.RawMessage) error {
 }
 
 func (e *Engine) endLocked(o *owned, s *sess, gone goneRecord) {
-	e.log.Debug("session ended", zap.String("session", s.id), zap.String("reason", string(gone.Reason)))
+	if ce := e.log.Check(zapcore.DebugLevel, "session ended"); ce != nil {
+		ce.Write(zap.String("session", s.id), zap.String("reason", string(gone.Reason)))
+	}
 	o.stopTimers()
 	delete(e.owned, o.id)
 	gone.Epoch = o.epoch

@@ -38,8 +38,10 @@ type options struct {
 	sampleEvery time.Duration
 }
 
-// quietPeriod is how long the oracle keeps checking after the last fault.
-const quietPeriod = 15 * time.Second
+// quietPeriod is how long the oracle keeps checking after the last fault:
+// past the partition exemption (false offline + convergence bounds, 8 s),
+// then the convergence bound, with room to spare.
+const quietPeriod = 20 * time.Second
 
 func main() {
 	var o options
@@ -216,7 +218,7 @@ func run(ctx context.Context, o options) (bool, error) {
 	// Whole sweeps are compared too, for the report: under churn a sweep of
 	// every room on every node is identical only when no change lands
 	// mid-sweep, so the time to the first identical one is information.
-	logf("faults stopped; 15 s of quiet")
+	logf("faults stopped; %v of quiet", quietPeriod)
 	settled := time.Now()
 	convergedAfter, lastWhy := time.Duration(-1), ""
 	for time.Since(settled) < quietPeriod {
@@ -234,6 +236,7 @@ func run(ctx context.Context, o options) (bool, error) {
 	}
 	stopOracle()
 	<-orcDone
+	orc.finalDivergence(time.Now())
 	if o.soak {
 		for _, g := range res.flat() {
 			viol.add("leak", g)

@@ -300,6 +300,18 @@ func (o *oracle) compare(views []nodeView, now time.Time) {
 	}
 }
 
+// finalDivergence reports the disagreements still open when the oracle
+// stops that have lasted longer than the convergence bound (a round may not
+// have come round to reporting them).
+func (o *oracle) finalDivergence(now time.Time) {
+	for key, since := range o.diverged {
+		if now.Sub(since) > o.b.Converge && !o.reported[key] {
+			o.reported[key] = true
+			o.v.add("divergence", fmt.Sprintf("%s: nodes still disagree at the end, for %.1fs", key, now.Sub(since).Seconds()))
+		}
+	}
+}
+
 // converged reports whether every ready node lists the same members (and
 // states) in every room, and their counts agree.
 func (o *oracle) converged() (bool, string) {
@@ -380,10 +392,11 @@ func debugOf(n *node, sid, room string) string {
 			b.WriteString(s + " ")
 		}
 	}
-	flag(d.Record, "record")
+	flag(d.Record, fmt.Sprintf("record(%s from %s)", d.State, d.Writer))
 	flag(!d.Record, "no-record")
 	flag(d.Owned, fmt.Sprintf("owned(e%d,connected=%v)", d.Epoch, d.Connected))
 	flag(d.Failed, "owner-failed")
+	flag(len(d.FailedAll) > 0, fmt.Sprintf("failed=%v", d.FailedAll))
 	fmt.Fprintf(&b, "rooms=%v", d.Rooms)
 	for _, e := range d.Entries {
 		k := e.Key

@@ -100,10 +100,12 @@ func (t *truth) disconnected(id string, now time.Time, end bool) {
 	}
 }
 
-// noteLocked appends to a session's history (kept short).
+// noteLocked appends to a session's history, keeping its first event and
+// the latest ones.
 func (t *truth) noteLocked(s *sessTruth, now time.Time, what string) {
-	if len(s.hist) < 12 {
-		s.hist = append(s.hist, fmt.Sprintf("%.1fs %s", now.Sub(t.start).Seconds(), what))
+	s.hist = append(s.hist, fmt.Sprintf("%.1fs %s", now.Sub(t.start).Seconds(), what))
+	if len(s.hist) > 12 {
+		s.hist = append(s.hist[:1], s.hist[len(s.hist)-11:]...)
 	}
 }
 
