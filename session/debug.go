@@ -29,7 +29,8 @@ type EntryDebug struct {
 	Seq     uint64 `json:"seq,omitempty"`
 	Version string `json:"version,omitempty"`
 	Deleted bool   `json:"deleted,omitempty"`
-	Epoch   uint64 `json:"epoch,omitempty"` // the owner epoch a record or removal carries
+	Epoch   uint64 `json:"epoch,omitempty"`  // the owner epoch a record or removal carries
+	Reason  Reason `json:"reason,omitempty"` // a removal's
 }
 
 // DebugSession reports what this node holds of session sid: its record and
@@ -73,6 +74,9 @@ func (e *Engine) DebugSession(sid string, rooms []string) SessionDebug {
 				ed.Epoch, _ = epochOf(ent)
 			} else if ent.Deleted {
 				ed.Epoch = decodeGone(ent).Epoch
+			}
+			if ent.Deleted {
+				ed.Reason = decodeGone(ent).Reason
 			}
 		}
 		d.Entries = append(d.Entries, ed)

@@ -139,7 +139,7 @@ func (d *driver) live(ctx context.Context, c *client.Client, rng *rand.Rand, sid
 		wait := d.ping/2 + time.Duration(rng.Int64N(int64(d.ping)))
 		select {
 		case <-ctx.Done():
-			d.closeTab(c, sid, lastPong)
+			d.closeTab(c, sid)
 			return tabStop
 		case <-c.Done():
 			d.tr.disconnected(sid, lastPong, false) // drained (1012) or cut: resume elsewhere
@@ -160,7 +160,7 @@ func (d *driver) live(ctx context.Context, c *client.Client, rng *rand.Rand, sid
 		}
 		switch r := rng.IntN(1000); {
 		case r < 3: // explicit close, then a new tab
-			if d.closeTab(c, sid, lastPong) {
+			if d.closeTab(c, sid) {
 				d.stats.closes.Add(1)
 			}
 			return tabNew
@@ -179,19 +179,17 @@ func (d *driver) live(ctx context.Context, c *client.Client, rng *rand.Rand, sid
 	}
 }
 
-// closeTab ends the session explicitly; if the close is not acknowledged,
-// its last real connection is taken to have ended at the last pong.
-func (d *driver) closeTab(c *client.Client, sid string, lastPong time.Time) bool {
+// closeTab ends the session explicitly. The truth records the end before
+// the close is sent: the node removes the session as soon as it reads the
+// close, before its answer reaches us, and an oracle sample in between must
+// not take the missing session for a false offline.
+func (d *driver) closeTab(c *client.Client, sid string) bool {
+	d.tr.disconnected(sid, time.Now(), true)
 	cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	err := c.CloseSession(cctx, session.ReasonClosed, nil)
 	cancel()
 	c.Drop()
-	if err != nil {
-		d.tr.disconnected(sid, lastPong, true)
-		return false
-	}
-	d.tr.disconnected(sid, time.Now(), true)
-	return true
+	return err == nil
 }
 
 // start launches users×tabs tabs; user i's tabs are in room i % len(rooms).

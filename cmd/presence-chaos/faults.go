@@ -25,6 +25,7 @@ type faultLog struct {
 	byKind     map[string]int
 	partStart  time.Time // zero when no partition is on
 	partEnded  time.Time
+	faultOn    bool // a fault is being injected (until its node is back, healed or thawed)
 	lines      []string
 	start      time.Time
 	failed     []string // faults that could not be carried out
@@ -62,6 +63,24 @@ func (f *faultLog) exempt(now time.Time, b bounds) bool {
 	return !f.partEnded.IsZero() && now.Sub(f.partEnded) < b.FalseOffline+b.Converge
 }
 
+func (f *faultLog) setOn(on bool) {
+	f.mu.Lock()
+	f.faultOn = on
+	f.mu.Unlock()
+}
+
+// divergenceExempt: as exempt, or a fault is on. Divergence is nodes
+// disagreeing longer than the convergence bound after the faults stop: while
+// a node is frozen, dead or restarting, its peers see it fail one by one and
+// its clients resume elsewhere when their pings time out, so the others may
+// disagree until then; the bound runs from the fault's end.
+func (f *faultLog) divergenceExempt(now time.Time, b bounds) bool {
+	f.mu.Lock()
+	on := f.faultOn
+	f.mu.Unlock()
+	return on || f.exempt(now, b)
+}
+
 // injector draws faults from a seeded schedule and applies them to the
 // node processes, one at a time, so a raft majority always survives.
 type injector struct {
@@ -84,7 +103,10 @@ func (in *injector) run(ctx context.Context) {
 		if kind == faultRolling && i%4 != 3 { // rolling restarts are long: fewer of them
 			kind = faultKill
 		}
-		if err := in.inject(ctx, kind); err != nil {
+		in.log.setOn(true)
+		err := in.inject(ctx, kind)
+		in.log.setOn(false)
+		if err != nil {
 			in.log.mu.Lock()
 			in.log.failed = append(in.log.failed, fmt.Sprintf("%s: %v", kind, err))
 			in.log.mu.Unlock()

@@ -251,7 +251,7 @@ func (o *oracle) compare(views []nodeView, now time.Time) {
 	if len(views) < 2 {
 		return
 	}
-	exempt := o.faults.exempt(now, o.b)
+	exempt := o.faults.divergenceExempt(now, o.b)
 	seen := map[string]bool{}
 	for _, room := range o.rooms {
 		all := map[string]bool{}
@@ -409,7 +409,7 @@ func debugOf(n *node, sid, room string) string {
 		case !e.Present:
 			fmt.Fprintf(&b, " %s=absent", k)
 		case e.Deleted:
-			fmt.Fprintf(&b, " %s=%s:%d:deleted(e%d)", k, e.Origin, e.Seq, e.Epoch)
+			fmt.Fprintf(&b, " %s=%s:%d:deleted(e%d,%s)", k, e.Origin, e.Seq, e.Epoch, e.Reason)
 		default:
 			fmt.Fprintf(&b, " %s=%s:%d(e%d)", k, e.Origin, e.Seq, e.Epoch)
 		}
