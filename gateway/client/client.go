@@ -228,6 +228,7 @@ func (c *Client) readLoop() {
 		_, frame, err := c.ws.Read(context.Background())
 		if err != nil {
 			c.err = err
+			c.ws.CloseNow() // the connection is over: release its socket
 			return
 		}
 		for _, b := range bytes.Split(frame, []byte{'\n'}) {
