@@ -349,8 +349,9 @@ func (c *Cluster) checkHead(sender string, h originSeq) {
 	}
 }
 
-// pullStall: a pull that brought nothing for this long is retried.
-const pullStall = 2 * time.Second
+// pullStall: a pull that brought nothing for this long is retried (its
+// request or answer went over UDP and was lost, or a TCP answer is stuck).
+const pullStall = 750 * time.Millisecond
 
 // pull asks peer `from` for origin o's entries after what we hold, unless a
 // pull of o is already streaming (a big backlog arrives as many messages;
@@ -380,8 +381,10 @@ func (c *Cluster) pullNow(from string, o crdt.Origin) {
 	c.mu.Unlock()
 	c.stats.Pulls.Add(1)
 	after := c.cfg.Replica.Digest()[o]
-	msg := encodeMsg(msgPull, c.name, originSeq{Origin: o, Seq: after}.encode())
-	c.async(func() { _ = c.ml.SendReliable(node, msg) })
+	// A pull is a few bytes: UDP, no connection to set up (a TCP stream per
+	// message costs a handshake, and seconds when a SYN is lost on a busy
+	// host). A lost one is asked again after pullStall.
+	_ = c.ml.SendBestEffort(node, encodeMsg(msgPull, c.name, originSeq{Origin: o, Seq: after}.encode()))
 }
 
 // answerPull sends one page (up to maxDeltaEntries) of origin o's entries
@@ -397,7 +400,12 @@ func (c *Cluster) answerPull(to string, req originSeq) {
 	if err != nil {
 		return
 	}
-	_ = c.ml.SendReliable(node, encodeMsg(msgDelta, c.name, body))
+	msg := encodeMsg(msgDelta, c.name, body)
+	if len(msg) <= udpMax { // the usual repair: one lost delta
+		_ = c.ml.SendBestEffort(node, msg)
+		return
+	}
+	_ = c.ml.SendReliable(node, msg)
 }
 
 // peerList returns the alive peers now.

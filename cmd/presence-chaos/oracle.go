@@ -86,6 +86,7 @@ type oracle struct {
 	samples  atomic.Int64 // node answers compared
 	unknown  map[string]time.Time
 	diverged map[string]time.Time // room/session → first seen disagreeing
+	divHist  map[string][]string  // room/session → the rounds since then (latest few)
 	reported map[string]bool
 }
 
@@ -134,75 +135,143 @@ func (o *oracle) readiness(ctx context.Context) {
 
 func (o *oracle) run(ctx context.Context, every time.Duration) {
 	o.unknown, o.diverged, o.reported = map[string]time.Time{}, map[string]time.Time{}, map[string]bool{}
+	o.divHist = map[string][]string{}
 	for sleepCtx(ctx, every) {
 		o.round(time.Now())
 	}
 }
 
-// round samples every ready node once.
+// round samples every ready node once. Each room (and each batch of users)
+// is read from every node at the same moment, in parallel: read one node
+// after another, a round takes seconds on a loaded machine, and a member
+// that changed in between would look like nodes disagreeing.
 func (o *oracle) round(start time.Time) {
-	var views []nodeView
-	for _, n := range o.lb.snapshot() {
-		if nv, ok := o.sample(n); ok {
-			views = append(views, nv)
-		}
+	nodes := o.lb.snapshot()
+	views := make([]nodeView, len(nodes))
+	alive := make([]bool, len(nodes))
+	for i, n := range nodes {
+		views[i] = nodeView{n: n, members: map[string]map[string]session.State{}}
+		alive[i] = true
 	}
-	o.compare(views, time.Now())
-}
-
-func (o *oracle) sample(n *node) (nodeView, bool) {
-	nv := nodeView{n: n, members: map[string]map[string]session.State{}}
-	exempt := o.faults.exempt(time.Now(), o.b)
 	for _, room := range o.rooms {
-		var mb membersBody
-		var counts session.Counts
-		if getJSON(n.base()+"/v1/rooms/"+room+"/members", &mb) != nil || getJSON(n.base()+"/v1/rooms/"+room+"/counts", &counts) != nil {
-			return nv, false // the node went away mid-round
-		}
-		now := time.Now()
-		o.samples.Add(1)
-		states := map[string]session.State{}
-		for _, m := range mb.Members {
-			states[m.Session] = m.State
-			o.checkListed(n, room, m, now)
-		}
-		nv.members[room] = states
-		if counts.Version == mb.Version {
-			o.checkCounts(n, room, mb, counts)
-		}
-		if !exempt {
-			for _, s := range o.tr.liveInRoom(room, now.Add(-o.b.FalseOffline)) {
-				if _, ok := states[s.id]; !ok {
-					o.v.add("false_offline", fmt.Sprintf("%s room %s: session %s of %s connected %.1fs, in the room %.1fs, not listed (driver: %s) %s",
-						n.name, room, short(s.id), s.user, now.Sub(s.since).Seconds(), now.Sub(s.enteredAt).Seconds(), o.tr.history(s.id), debugOf(n, s.id, room)))
-				}
+		got := fetchAll(nodes, alive, func(n *node) (roomSample, error) { return fetchRoom(n, room) })
+		for i, r := range got {
+			if alive[i] = alive[i] && r.err == nil; alive[i] {
+				views[i].members[room] = o.checkRoom(nodes[i], room, r.v)
 			}
 		}
 	}
 	for i := 0; i < len(o.users); i += 100 {
 		ids := o.users[i:min(i+100, len(o.users))]
-		var batch struct {
-			Users map[string]session.UserPresence `json:"users"`
-		}
-		if getJSON(n.base()+"/v1/users?ids="+url.QueryEscape(strings.Join(ids, ",")), &batch) != nil {
-			return nv, false
-		}
-		now := time.Now()
-		o.samples.Add(1)
-		for _, u := range ids {
-			p := batch.Users[u]
-			since, last := o.tr.userState(u, now)
-			switch {
-			case p.State != session.Offline && p.State != "" && !last.IsZero() && now.Sub(last) > o.b.Ghost:
-				o.v.add("ghost", fmt.Sprintf("%s: user %s shown %s, %.1fs after their last connection ended", n.name, u, p.State, now.Sub(last).Seconds()))
-			case p.State != session.Offline && p.State != "" && last.IsZero() && now.Sub(o.v.start) > o.b.Ghost:
-				o.v.add("ghost", fmt.Sprintf("%s: user %s shown %s but never connected", n.name, u, p.State))
-			case (p.State == session.Offline || p.State == "") && !since.IsZero() && now.Sub(since) > o.b.FalseOffline && !exempt:
-				o.v.add("false_offline", fmt.Sprintf("%s: user %s shown offline, connected for %.1fs", n.name, u, now.Sub(since).Seconds()))
+		got := fetchAll(nodes, alive, func(n *node) (map[string]session.UserPresence, error) { return fetchUsers(n, ids) })
+		for j, r := range got {
+			if alive[j] = alive[j] && r.err == nil; alive[j] {
+				o.checkUsers(nodes[j], ids, r.v)
 			}
 		}
 	}
-	return nv, true
+	var ok []nodeView
+	for i, v := range views {
+		if alive[i] { // a node that went away mid-round is left out
+			ok = append(ok, v)
+		}
+	}
+	o.compare(ok, time.Now())
+}
+
+// result is one node's answer to a parallel fetch.
+type result[T any] struct {
+	v   T
+	err error
+}
+
+// fetchAll runs fetch on every node still alive in this round, in parallel.
+func fetchAll[T any](nodes []*node, alive []bool, fetch func(*node) (T, error)) []result[T] {
+	out := make([]result[T], len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		if !alive[i] {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := fetch(n)
+			out[i] = result[T]{v, err}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// roomSample is one node's listing and counts of one room.
+type roomSample struct {
+	mb     membersBody
+	counts session.Counts
+	at     time.Time
+}
+
+func fetchRoom(n *node, room string) (roomSample, error) {
+	var r roomSample
+	if err := getJSON(n.base()+"/v1/rooms/"+room+"/members", &r.mb); err != nil {
+		return r, err
+	}
+	if err := getJSON(n.base()+"/v1/rooms/"+room+"/counts", &r.counts); err != nil {
+		return r, err
+	}
+	r.at = time.Now()
+	return r, nil
+}
+
+func fetchUsers(n *node, ids []string) (map[string]session.UserPresence, error) {
+	var batch struct {
+		Users map[string]session.UserPresence `json:"users"`
+	}
+	err := getJSON(n.base()+"/v1/users?ids="+url.QueryEscape(strings.Join(ids, ",")), &batch)
+	return batch.Users, err
+}
+
+// checkRoom checks one node's listing of a room against the truth and
+// returns its members' states.
+func (o *oracle) checkRoom(n *node, room string, r roomSample) map[string]session.State {
+	now := r.at
+	o.samples.Add(1)
+	states := map[string]session.State{}
+	for _, m := range r.mb.Members {
+		states[m.Session] = m.State
+		o.checkListed(n, room, m, now)
+	}
+	if r.counts.Version == r.mb.Version {
+		o.checkCounts(n, room, r.mb, r.counts)
+	}
+	if !o.faults.exempt(now, o.b) {
+		for _, s := range o.tr.liveInRoom(room, now.Add(-o.b.FalseOffline)) {
+			if _, ok := states[s.id]; !ok {
+				o.v.add("false_offline", fmt.Sprintf("%s room %s: session %s of %s connected %.1fs, in the room %.1fs, not listed (driver: %s) %s",
+					n.name, room, short(s.id), s.user, now.Sub(s.since).Seconds(), now.Sub(s.enteredAt).Seconds(), o.tr.history(s.id), debugOf(n, s.id, room)))
+			}
+		}
+	}
+	return states
+}
+
+// checkUsers checks one node's user batch against the truth.
+func (o *oracle) checkUsers(n *node, ids []string, users map[string]session.UserPresence) {
+	now := time.Now()
+	o.samples.Add(1)
+	exempt := o.faults.exempt(now, o.b)
+	for _, u := range ids {
+		p := users[u]
+		since, last := o.tr.userState(u, now)
+		switch {
+		case p.State != session.Offline && p.State != "" && !last.IsZero() && now.Sub(last) > o.b.Ghost:
+			o.v.add("ghost", fmt.Sprintf("%s: user %s shown %s, %.1fs after their last connection ended", n.name, u, p.State, now.Sub(last).Seconds()))
+		case p.State != session.Offline && p.State != "" && last.IsZero() && now.Sub(o.v.start) > o.b.Ghost:
+			o.v.add("ghost", fmt.Sprintf("%s: user %s shown %s but never connected", n.name, u, p.State))
+		case (p.State == session.Offline || p.State == "") && !since.IsZero() && now.Sub(since) > o.b.FalseOffline && !exempt:
+			o.v.add("false_offline", fmt.Sprintf("%s: user %s shown offline, connected for %.1fs", n.name, u, now.Sub(since).Seconds()))
+		}
+	}
 }
 
 // checkListed: a listed member must be a session whose connection is live,
@@ -279,6 +348,11 @@ func (o *oracle) compare(views []nodeView, now time.Time) {
 				continue
 			}
 			seen[key] = true
+			h := append(o.divHist[key], fmt.Sprintf("%.1fs %v", now.Sub(o.v.start).Seconds(), desc))
+			if len(h) > 6 {
+				h = append(h[:1], h[len(h)-5:]...)
+			}
+			o.divHist[key] = h
 			since, ok := o.diverged[key]
 			if !ok {
 				o.diverged[key] = now
@@ -289,13 +363,14 @@ func (o *oracle) compare(views []nodeView, now time.Time) {
 				for _, nv := range views {
 					dbg = append(dbg, debugOf(nv.n, sid, room))
 				}
-				o.v.add("divergence", fmt.Sprintf("room %s session %s: %v for %.1fs (driver: %s) %s", room, short(sid), desc, now.Sub(since).Seconds(), o.tr.history(sid), strings.Join(dbg, " ")))
+				o.v.add("divergence", fmt.Sprintf("room %s session %s: %v for %.1fs (rounds: %s) (driver: %s) %s", room, short(sid), desc, now.Sub(since).Seconds(), strings.Join(o.divHist[key], "; "), o.tr.history(sid), strings.Join(dbg, " ")))
 			}
 		}
 	}
 	for k := range o.diverged {
 		if !seen[k] {
 			delete(o.diverged, k)
+			delete(o.divHist, k)
 		}
 	}
 }
