@@ -57,8 +57,9 @@ smoke: build ## start a node on free ports and run scripts/smoke.sh (the README 
 	  [ -n "$$addr" ] || { cat $$dir/node.log; exit 1; }; \
 	  scripts/smoke.sh http://$$addr || { cat $$dir/node.log; exit 1; }
 
-bench: ## Go benchmarks of the hot paths (crdt merge, room listing, counts, user batch, raft write)
-	$(GO) test -run '^$$' -bench . -benchmem ./crdt/ ./session/ ./gateway/ ./cluster/
+BENCH_OUT ?= bin/bench-report.md
+bench: ## the performance report (≤ 15 min): Go benchmarks of the hot paths, then presence-bench (3 nodes, 58.5k sessions) beside seed 001's Redis design; writes BENCH_OUT (bin/bench-report.md) and its .json
+	GO=$(GO) scripts/bench.sh $(BENCH_OUT)
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@for pkg in ./crdt ./session ./gateway ./cluster ./cmd/presenced; do \

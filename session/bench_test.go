@@ -127,3 +127,17 @@ func BenchmarkAppendMembersJSON10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(buf)), "bytes")
 }
+
+// BenchmarkEncodeUpdateEvent: the one JSON encoding an update event gets,
+// however many subscribers receive it.
+func BenchmarkEncodeUpdateEvent(b *testing.B) {
+	ev := Event{Type: EventUpdate, Room: "big", Version: 123456, Time: 1_700_000_000_000, Session: "s_0123456789", User: "user-42",
+		Member: &Member{Session: "s_0123456789", User: "user-42", Device: Device{Kind: "web"}, State: Active, Here: true,
+			Data: []byte(`{"cursor":{"x":10,"y":20},"color":"#ff00ff"}`), EnteredAt: 1_700_000_000_000, LastActive: 1_700_000_000_000}}
+	b.ReportAllocs()
+	var n int
+	for i := 0; i < b.N; i++ {
+		n = len(mustJSON(&ev))
+	}
+	b.ReportMetric(float64(n), "bytes")
+}

@@ -39,6 +39,13 @@ type Options struct {
 	// NoAutoPing turns off the heartbeat goroutine that pings every half
 	// heartbeat interval (the server closes silent connections with 4000).
 	NoAutoPing bool
+	// HTTPClient makes the WebSocket handshake (e.g. one whose transport
+	// dials from a chosen local address); nil: http.DefaultClient.
+	HTTPClient *http.Client
+	// Tap, when set, sees every incoming message (one JSON object) before
+	// it is decoded; returning true consumes it. Load generators use it to
+	// read events without decoding them.
+	Tap func(msg []byte) bool
 }
 
 // Welcome is the server's answer to hello.
@@ -86,13 +93,14 @@ type Client struct {
 	errs    chan *Error
 	done    chan struct{}
 	err     error // why the read loop ended
+	tap     func([]byte) bool
 	Dropped atomic.Int64
 }
 
 // Dial connects to a node's WebSocket endpoint (ws://host:port/v1/ws) and
 // sends hello. It returns after the welcome, or the error that replaced it.
 func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
-	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: opts.Header})
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: opts.Header, HTTPClient: opts.HTTPClient})
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +109,7 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 		opts.EventBuffer = 4096
 	}
 	c := &Client{ws: ws, pending: make(map[string]chan []byte), events: make(chan *session.Event, opts.EventBuffer),
-		errs: make(chan *Error, 64), done: make(chan struct{})}
+		errs: make(chan *Error, 64), done: make(chan struct{}), tap: opts.Tap}
 	hello := map[string]any{"type": "hello", "id": 0}
 	if opts.Token != "" {
 		hello["token"] = opts.Token
@@ -232,6 +240,9 @@ func (c *Client) readLoop() {
 			return
 		}
 		for _, b := range bytes.Split(frame, []byte{'\n'}) {
+			if c.tap != nil && c.tap(b) {
+				continue
+			}
 			c.route(b)
 		}
 	}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+)
+
+// fleet is the worker processes holding the idle sessions.
+type fleet struct {
+	mu        sync.Mutex
+	procs     []*workerProc
+	connected []workerReport
+	pings     samples
+	pairs     map[string]int64 // node → enter+leave pairs since the last take
+	updates   int64
+	typing    int64
+	opErrors  int64
+	live      map[string]int64 // worker → sessions still connected
+	lost      map[string]int64
+}
+
+type workerProc struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	node  string
+}
+
+// startFleet starts one worker per maxPerWorker sessions of each node, each
+// from its own source address.
+func startFleet(nodes []*node, perNode, maxPerWorker, rooms int, ping time.Duration, progress func(string, ...any)) (*fleet, error) {
+	f := &fleet{pairs: map[string]int64{}, live: map[string]int64{}, lost: map[string]int64{}}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	w := 0
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		for left := perNode; left > 0; left -= maxPerWorker {
+			count := min(left, maxPerWorker)
+			w++
+			args := []string{"worker", "--url", n.ws(), "--node", n.name, "--src", fmt.Sprintf("127.0.%d.%d", 1+w/250, 1+w%250),
+				"--sessions", fmt.Sprint(count), "--prefix", fmt.Sprintf("%s-w%d", n.name, w), "--rooms", fmt.Sprint(rooms), "--ping", ping.String()}
+			cmd := exec.Command(self, args...)
+			cmd.Stderr = os.Stderr
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				return f, err
+			}
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				return f, err
+			}
+			if err := cmd.Start(); err != nil {
+				return f, err
+			}
+			f.procs = append(f.procs, &workerProc{cmd: cmd, stdin: stdin, node: n.name})
+			wg.Add(1)
+			go f.read(stdout, &wg)
+		}
+	}
+	// Wait for every worker's "connected" report.
+	start := time.Now()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	lastNote := start
+	for range tick.C {
+		f.mu.Lock()
+		done := len(f.connected)
+		f.mu.Unlock()
+		if done == len(f.procs) {
+			break
+		}
+		if time.Since(start) > 5*time.Minute {
+			return f, fmt.Errorf("workers still connecting after 5 minutes (%d of %d done)", done, len(f.procs))
+		}
+		if time.Since(lastNote) >= 5*time.Second {
+			lastNote = time.Now()
+			progress("connecting: %d of %d workers done, %.0fs", done, len(f.procs), time.Since(start).Seconds())
+		}
+	}
+	return f, nil
+}
+
+func (f *fleet) read(r io.Reader, wg *sync.WaitGroup) {
+	defer wg.Done()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		var rep workerReport
+		if json.Unmarshal(sc.Bytes(), &rep) != nil {
+			continue
+		}
+		f.mu.Lock()
+		switch rep.Kind {
+		case "connected":
+			f.connected = append(f.connected, rep)
+		case "stats":
+			for _, us := range rep.PingsUS {
+				f.pings.add(time.Duration(us) * time.Microsecond)
+			}
+			f.pairs[rep.Node] += rep.Pairs
+			f.updates += rep.Updates
+			f.typing += rep.Typing
+			f.opErrors += rep.OpErrors
+			f.live[rep.Worker] = rep.Connected
+			f.lost[rep.Worker] = rep.Lost
+		}
+		f.mu.Unlock()
+	}
+}
+
+// send gives every worker of node (all when "") a command.
+func (f *fleet) send(node string, cmd workerCmd) {
+	b, _ := json.Marshal(cmd)
+	for _, p := range f.procs {
+		if node == "" || p.node == node {
+			_, _ = p.stdin.Write(append(b, '\n'))
+		}
+	}
+}
+
+func (f *fleet) workersOf(node string) int {
+	n := 0
+	for _, p := range f.procs {
+		if p.node == node {
+			n++
+		}
+	}
+	return n
+}
+
+// take returns and resets the op counters.
+func (f *fleet) take() (pairs map[string]int64, updates, typing, errs int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pairs, updates, typing, errs = f.pairs, f.updates, f.typing, f.opErrors
+	f.pairs, f.updates, f.typing, f.opErrors = map[string]int64{}, 0, 0, 0
+	return
+}
+
+// stop ends every worker and returns how those that failed ended.
+func (f *fleet) stop() []string {
+	f.send("", workerCmd{Cmd: "stop"})
+	var failed []string
+	for i, p := range f.procs {
+		done := make(chan error, 1)
+		go func() { done <- p.cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				failed = append(failed, fmt.Sprintf("worker %d (node %s) exited: %v", i+1, p.node, err))
+			}
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+			failed = append(failed, fmt.Sprintf("worker %d (node %s) did not stop", i+1, p.node))
+		}
+	}
+	return failed
+}

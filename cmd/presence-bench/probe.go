@@ -1,0 +1,338 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/presenced/presenced/gateway/client"
+)
+
+// stampOf finds the send time a writer put in its data ({"t":unix ns}) in
+// an update event, without decoding the event.
+func stampOf(msg []byte) (time.Time, bool) {
+	if !bytes.Contains(msg, []byte(`"type":"update"`)) {
+		return time.Time{}, false
+	}
+	i := bytes.Index(msg, []byte(`{"t":`))
+	if i < 0 {
+		return time.Time{}, false
+	}
+	rest := msg[i+5:]
+	j := 0
+	for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+		j++
+	}
+	ns, err := strconv.ParseInt(string(rest[:j]), 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns), true
+}
+
+// subscriber opens a connection to node n that subscribes to rooms and
+// hands every message to onMsg (in the connection's read goroutine).
+func subscriber(ctx context.Context, n *node, user string, rooms []string, onMsg func([]byte)) (*client.Client, error) {
+	c, err := client.Dial(ctx, n.ws(), client.Options{User: user, Tap: func(b []byte) bool {
+		if len(b) > 0 && bytes.Contains(b[:min(len(b), 40)], []byte(`"type":"`)) && !bytes.Contains(b[:min(len(b), 60)], []byte(`"id"`)) {
+			onMsg(b)
+			return true
+		}
+		return false
+	}})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rooms {
+		if _, err := c.Subscribe(ctx, r); err != nil {
+			c.Drop()
+			return nil, fmt.Errorf("subscribe %s on %s: %w", r, n.name, err)
+		}
+	}
+	return c, nil
+}
+
+// writers opens count sessions on node n in room, each updating its data
+// with a send-time stamp every 1/rate seconds, until ctx ends.
+func writers(ctx context.Context, n *node, room, prefix string, count int, rate float64, sent *atomic.Int64) (func(), error) {
+	var cs []*client.Client
+	for i := 0; i < count; i++ {
+		c, err := client.Dial(ctx, n.ws(), client.Options{User: fmt.Sprintf("%s%d", prefix, i), EventBuffer: 1})
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Enter(ctx, room, map[string]any{"t": time.Now().UnixNano()}); err != nil {
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	every := time.Duration(float64(time.Second) / rate)
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Spread the writers' phases over one period.
+			if !sleepCtx(wctx, every*time.Duration(i)/time.Duration(len(cs))) {
+				return
+			}
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-wctx.Done():
+					return
+				case <-t.C:
+				}
+				uctx, ucancel := context.WithTimeout(wctx, 2*time.Second)
+				if c.Update(uctx, room, map[string]any{"t": time.Now().UnixNano()}) == nil {
+					sent.Add(1)
+				}
+				ucancel()
+			}
+		}()
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+		for _, c := range cs {
+			c.Drop()
+		}
+	}, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// propResult is cross-node propagation: a change at node A, the event at
+// subscribers on the other nodes.
+type propResult struct {
+	Rate     float64 `json:"changes_per_s"`
+	Sent     int64   `json:"sent"`
+	Received int64   `json:"received"`
+	Latency  dist    `json:"latency"`
+}
+
+func measurePropagation(ctx context.Context, nodes []*node, rate float64, d time.Duration, progress func(string, ...any)) (propResult, error) {
+	const room = "bench-prop"
+	var lat samples
+	var got atomic.Int64
+	var subs []*client.Client
+	defer func() {
+		for _, s := range subs {
+			s.Drop()
+		}
+	}()
+	for i, n := range nodes[1:] {
+		s, err := subscriber(ctx, n, fmt.Sprintf("prop-sub%d", i), []string{room}, func(b []byte) {
+			if t, ok := stampOf(b); ok {
+				lat.add(time.Since(t))
+				got.Add(1)
+			}
+		})
+		if err != nil {
+			return propResult{}, err
+		}
+		subs = append(subs, s)
+	}
+	// Writers at 40/s each stay under the per-connection rate limit (50/s).
+	count := max(1, int(rate/40))
+	var sent atomic.Int64
+	stop, err := writers(ctx, nodes[0], room, "prop-w", count, rate/float64(count), &sent)
+	if err != nil {
+		return propResult{}, err
+	}
+	sleepCtx(ctx, time.Second) // warm-up: enters and first updates
+	lat.reset()
+	s0, g0 := sent.Load(), got.Load()
+	progress("propagation: %d writers on %s, %.0f changes/s, subscribers on %d other nodes, %v", count, nodes[0].name, rate, len(nodes)-1, d)
+	sleepCtx(ctx, d)
+	res := propResult{Sent: sent.Load() - s0, Received: got.Load() - g0, Latency: lat.dist()}
+	res.Rate = float64(res.Sent) / d.Seconds()
+	stop()
+	return res, nil
+}
+
+// fanResult is fan-out: every update in one room delivered to every
+// subscriber of that room, on every node.
+type fanResult struct {
+	Subscribers   int     `json:"subscribers"`
+	UpdatesPerSec float64 `json:"updates_per_s"`
+	Deliveries    int64   `json:"deliveries"`
+	PerSec        float64 `json:"deliveries_per_s"`
+	Latency       dist    `json:"latency"`
+	Dropped       int     `json:"subscribers_dropped"`
+}
+
+func measureFanOut(ctx context.Context, nodes []*node, subs int, rate float64, d time.Duration, progress func(string, ...any)) (fanResult, error) {
+	const room = "bench-fan"
+	var lat samples
+	var got atomic.Int64
+	var cs []*client.Client
+	defer func() {
+		for _, c := range cs {
+			c.Drop()
+		}
+	}()
+	// Sample one delivery in 16 for latency (cheap, and still thousands per second).
+	var seq atomic.Int64
+	for i := 0; i < subs; i++ {
+		n := nodes[i%len(nodes)]
+		c, err := subscriber(ctx, n, fmt.Sprintf("fan-sub%d", i), []string{room}, func(b []byte) {
+			if !bytes.Contains(b, []byte(`"type":"update"`)) {
+				return
+			}
+			got.Add(1)
+			if seq.Add(1)%16 == 0 {
+				if t, ok := stampOf(b); ok {
+					lat.add(time.Since(t))
+				}
+			}
+		})
+		if err != nil {
+			return fanResult{}, err
+		}
+		cs = append(cs, c)
+	}
+	count := max(1, int(rate/40))
+	var sent atomic.Int64
+	var stops []func()
+	for i := 0; i < count; i++ { // writers spread over the nodes too
+		stop, err := writers(ctx, nodes[i%len(nodes)], room, fmt.Sprintf("fan-w%d-", i), 1, rate/float64(count), &sent)
+		if err != nil {
+			return fanResult{}, err
+		}
+		stops = append(stops, stop)
+	}
+	sleepCtx(ctx, time.Second)
+	lat.reset()
+	s0, g0 := sent.Load(), got.Load()
+	progress("fan-out: %d subscribers over %d nodes, %d writers, %.0f updates/s, %v", subs, len(nodes), count, rate, d)
+	sleepCtx(ctx, d)
+	res := fanResult{Subscribers: subs, Deliveries: got.Load() - g0, Latency: lat.dist()}
+	res.UpdatesPerSec = float64(sent.Load()-s0) / d.Seconds()
+	res.PerSec = float64(res.Deliveries) / d.Seconds()
+	for _, stop := range stops {
+		stop()
+	}
+	for _, c := range cs {
+		select {
+		case <-c.Done():
+			res.Dropped++
+		default:
+		}
+	}
+	return res, nil
+}
+
+// killResult: kill -9 of a node, until every one of its sessions is shown
+// stale on every survivor (read from room events).
+type killResult struct {
+	Node       string             `json:"node"`
+	Sessions   int                `json:"sessions"`
+	AllStaleMS map[string]float64 `json:"all_stale_ms"` // per survivor; -1: not all within the timeout
+	PerSession dist               `json:"per_session"`
+}
+
+func measureKill(ctx context.Context, nodes []*node, victim *node, victimPrefix string, victimSessions int, rooms []string, progress func(string, ...any)) (killResult, error) {
+	res := killResult{Node: victim.name, Sessions: victimSessions, AllStaleMS: map[string]float64{}}
+	var per samples
+	type tally struct {
+		mu   sync.Mutex
+		seen map[string]bool
+		last time.Time
+	}
+	var killedAt atomic.Int64
+	tallies := map[string]*tally{}
+	var cs []*client.Client
+	defer func() {
+		for _, c := range cs {
+			c.Drop()
+		}
+	}()
+	needle := []byte(`"user":"` + victimPrefix)
+	for _, n := range nodes {
+		if n == victim {
+			continue
+		}
+		t := &tally{seen: map[string]bool{}}
+		tallies[n.name] = t
+		// One connection per room: a burst of thousands of events at once
+		// stays far below any one connection's send queue.
+		for _, r := range rooms {
+			c, err := subscriber(ctx, n, "kill-sub-"+n.name+"-"+r, []string{r}, func(b []byte) {
+				if !bytes.Contains(b, []byte(`"state":"stale"`)) || !bytes.Contains(b, needle) || !bytes.Contains(b, []byte(`"type":"update"`)) {
+					return
+				}
+				var ev struct {
+					Member struct {
+						Session string `json:"session"`
+					} `json:"member"`
+				}
+				if json.Unmarshal(b, &ev) != nil || killedAt.Load() == 0 {
+					return
+				}
+				now := time.Now()
+				t.mu.Lock()
+				if !t.seen[ev.Member.Session] {
+					t.seen[ev.Member.Session] = true
+					t.last = now
+					per.add(now.Sub(time.Unix(0, killedAt.Load())))
+				}
+				t.mu.Unlock()
+			})
+			if err != nil {
+				return res, err
+			}
+			cs = append(cs, c)
+		}
+	}
+	progress("kill -9 %s (%d sessions); waiting for them to show stale on %d survivors", victim.name, victimSessions, len(tallies))
+	killedAt.Store(time.Now().UnixNano())
+	if err := syscall.Kill(victim.pid(), syscall.SIGKILL); err != nil {
+		return res, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		done := true
+		for _, t := range tallies {
+			t.mu.Lock()
+			if len(t.seen) < victimSessions {
+				done = false
+			}
+			t.mu.Unlock()
+		}
+		if done {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	k := time.Unix(0, killedAt.Load())
+	for name, t := range tallies {
+		t.mu.Lock()
+		if len(t.seen) >= victimSessions {
+			res.AllStaleMS[name] = ms(t.last.Sub(k))
+		} else {
+			res.AllStaleMS[name] = -1
+			progress("%s: only %d of %d sessions shown stale after 30 s", name, len(t.seen), victimSessions)
+		}
+		t.mu.Unlock()
+	}
+	res.PerSession = per.dist()
+	return res, nil
+}

@@ -1,0 +1,332 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/presenced/presenced/gateway/client"
+)
+
+// A worker is a child process holding up to ~19.5k sessions (the machine
+// allows 20,000 open files per process) from its own 127.0.x.y address (a
+// source/destination address pair has ~28k ephemeral ports). The parent
+// drives it with JSON commands on stdin and reads JSON reports on stdout.
+
+type workerCmd struct {
+	Cmd        string  `json:"cmd"` // "ops", "stop"
+	EnterLeave float64 `json:"enter_leave"`
+	Updates    float64 `json:"updates"`
+	Typing     float64 `json:"typing"`
+}
+
+type workerReport struct {
+	Kind      string  `json:"kind"` // "connected", "stats"
+	Worker    string  `json:"worker"`
+	Node      string  `json:"node"`
+	N         int     `json:"n,omitempty"`
+	Failed    int     `json:"failed,omitempty"`
+	Secs      float64 `json:"secs,omitempty"`
+	FirstErr  string  `json:"first_err,omitempty"`
+	PingsUS   []int64 `json:"pings_us,omitempty"`
+	Pairs     int64   `json:"pairs,omitempty"` // enter+leave pairs acknowledged
+	Updates   int64   `json:"updates,omitempty"`
+	Typing    int64   `json:"typing,omitempty"`
+	OpErrors  int64   `json:"op_errors,omitempty"`
+	Lost      int64   `json:"lost,omitempty"` // connections that ended
+	Connected int64   `json:"connected,omitempty"`
+}
+
+type worker struct {
+	name, node string
+	sessions   []*client.Client
+	rooms      []string
+	out        *json.Encoder
+	outMu      sync.Mutex
+
+	pingMu  sync.Mutex
+	pings   []int64
+	pairs   atomic.Int64
+	updates atomic.Int64
+	typing  atomic.Int64
+	opErrs  atomic.Int64
+	lost    atomic.Int64
+}
+
+func (w *worker) report(r workerReport) {
+	r.Worker, r.Node = w.name, w.node
+	w.outMu.Lock()
+	_ = w.out.Encode(r)
+	w.outMu.Unlock()
+}
+
+func runWorker(args []string) error {
+	fs := flag.NewFlagSet("worker", flag.ExitOnError)
+	url := fs.String("url", "", "node WebSocket URL")
+	node := fs.String("node", "", "node name (for reports)")
+	src := fs.String("src", "127.0.0.1", "local address to connect from")
+	n := fs.Int("sessions", 1000, "sessions to hold")
+	prefix := fs.String("prefix", "w", "user ID prefix")
+	tabs := fs.Int("tabs", 2, "sessions per user")
+	rooms := fs.Int("rooms", 100, "rooms (session i enters room i % rooms)")
+	ping := fs.Duration("ping", 25*time.Second, "heartbeat interval of each session")
+	conc := fs.Int("concurrency", 48, "connections opened at once")
+	_ = fs.Parse(args)
+
+	w := &worker{name: *prefix, node: *node, out: json.NewEncoder(os.Stdout)}
+	for i := 0; i < *rooms; i++ {
+		w.rooms = append(w.rooms, fmt.Sprintf("r%03d", i))
+	}
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(*src)}, Timeout: 10 * time.Second}
+	hc := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, MaxIdleConnsPerHost: -1, DisableKeepAlives: true}}
+
+	// Connect.
+	w.sessions = make([]*client.Client, *n)
+	start := time.Now()
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	idx := make(chan int)
+	var wg sync.WaitGroup
+	for g := 0; g < *conc; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				c, err := w.open(hc, *url, fmt.Sprintf("%s-u%d", *prefix, i / *tabs), w.rooms[i%len(w.rooms)])
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				w.sessions[i] = c
+			}
+		}()
+	}
+	for i := 0; i < *n; i++ {
+		idx <- i
+	}
+	close(idx)
+	wg.Wait()
+	r := workerReport{Kind: "connected", N: *n - int(failed.Load()), Failed: int(failed.Load()), Secs: time.Since(start).Seconds()}
+	if e, ok := firstErr.Load().(string); ok {
+		r.FirstErr = e
+	}
+	w.report(r)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.heartbeats(ctx, *ping)
+	go w.reports(ctx)
+	var stopOps []context.CancelFunc // the running ops loop's
+	defer func() {
+		for _, f := range stopOps {
+			f()
+		}
+	}()
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		var cmd workerCmd
+		if json.Unmarshal(sc.Bytes(), &cmd) != nil {
+			continue
+		}
+		switch cmd.Cmd {
+		case "ops":
+			for _, f := range stopOps {
+				f()
+			}
+			octx, stop := context.WithCancel(ctx)
+			stopOps = []context.CancelFunc{stop}
+			go w.ops(octx, cmd)
+		case "stop":
+			return nil
+		}
+	}
+	return nil // the parent went away
+}
+
+func (w *worker) open(hc *http.Client, url, user, room string) (*client.Client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, url, client.Options{User: user, NoAutoPing: true, EventBuffer: 1, HTTPClient: hc})
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Enter(ctx, room, map[string]any{"v": 0}); err != nil {
+		c.Drop()
+		return nil, err
+	}
+	go func() {
+		<-c.Done()
+		w.lost.Add(1)
+	}()
+	return c, nil
+}
+
+// heartbeats pings every session once per interval, spread evenly, and
+// records round trips.
+func (w *worker) heartbeats(ctx context.Context, every time.Duration) {
+	const tick = 10 * time.Millisecond
+	perTick := max(1, len(w.sessions)*int(tick)/int(every))
+	jobs := make(chan *client.Client, 1024)
+	for g := 0; g < 16; g++ {
+		go func() {
+			for c := range jobs {
+				t0 := time.Now()
+				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err := c.Ping(pctx)
+				cancel()
+				if err == nil {
+					w.pingMu.Lock()
+					w.pings = append(w.pings, time.Since(t0).Microseconds())
+					w.pingMu.Unlock()
+				}
+			}
+		}()
+	}
+	defer close(jobs)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	next := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for k := 0; k < perTick; k++ {
+			c := w.sessions[next]
+			next = (next + 1) % len(w.sessions)
+			if c != nil {
+				select {
+				case jobs <- c:
+				default: // behind: skip rather than pile up
+				}
+			}
+		}
+	}
+}
+
+// ops runs enter/leave pairs, data updates and typing at the given rates
+// (per second, for this worker), on random sessions.
+func (w *worker) ops(ctx context.Context, cmd workerCmd) {
+	total := cmd.EnterLeave + cmd.Updates + cmd.Typing
+	if total <= 0 || len(w.sessions) == 0 {
+		return
+	}
+	jobs := make(chan func(), 4096)
+	for g := 0; g < 64; g++ {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case f := <-jobs:
+					f()
+				}
+			}
+		}()
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	const tick = 5 * time.Millisecond
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	credit := 0.0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		credit += total * tick.Seconds()
+		for ; credit >= 1; credit-- {
+			i := rng.IntN(len(w.sessions))
+			c := w.sessions[i]
+			if c == nil {
+				continue
+			}
+			room := w.rooms[i%len(w.rooms)]
+			x := rng.Float64() * total
+			var f func()
+			switch {
+			case x < cmd.EnterLeave:
+				f = func() { w.enterLeave(ctx, c, room) }
+			case x < cmd.EnterLeave+cmd.Updates:
+				v := rng.IntN(1000) // drawn here: rng belongs to this goroutine
+				f = func() {
+					w.op(ctx, &w.updates, func(octx context.Context) error { return c.Update(octx, room, map[string]any{"v": v}) })
+				}
+			default:
+				f = func() { w.op(ctx, &w.typing, func(octx context.Context) error { return c.Typing(octx, room, true) }) }
+			}
+			select {
+			case jobs <- f:
+			default:
+				w.opErrs.Add(1) // more ops wanted than the node answers: counted, not queued
+			}
+		}
+	}
+}
+
+func (w *worker) op(ctx context.Context, n *atomic.Int64, f func(context.Context) error) {
+	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := f(octx); err != nil {
+		if ctx.Err() == nil {
+			w.opErrs.Add(1)
+		}
+		return
+	}
+	n.Add(1)
+}
+
+func (w *worker) enterLeave(ctx context.Context, c *client.Client, room string) {
+	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := c.Leave(octx, room, nil); err != nil {
+		if ctx.Err() == nil && !strings.Contains(err.Error(), "not_in_room") {
+			w.opErrs.Add(1)
+		}
+		return
+	}
+	if err := c.Enter(octx, room, map[string]any{"v": 1}); err != nil {
+		if ctx.Err() == nil {
+			w.opErrs.Add(1)
+		}
+		return
+	}
+	w.pairs.Add(1)
+}
+
+func (w *worker) reports(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.pingMu.Lock()
+		p := w.pings
+		w.pings = nil
+		w.pingMu.Unlock()
+		live := int64(0)
+		for _, c := range w.sessions {
+			if c != nil {
+				live++
+			}
+		}
+		w.report(workerReport{Kind: "stats", PingsUS: p, Pairs: w.pairs.Swap(0), Updates: w.updates.Swap(0),
+			Typing: w.typing.Swap(0), OpErrors: w.opErrs.Swap(0), Lost: w.lost.Load(), Connected: live - w.lost.Load()})
+	}
+}
