@@ -164,3 +164,14 @@ func (f *fleet) stop() []string {
 	}
 	return failed
 }
+
+// totalLost is how many of the workers' connections have ended.
+func (f *fleet) totalLost() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var n int64
+	for _, v := range f.lost {
+		n += v
+	}
+	return n
+}

@@ -45,6 +45,16 @@ type config struct {
 	mdOut        string
 	nodeArgs     string
 	goBench      string
+	phases       string
+}
+
+func (c config) on(phase string) bool {
+	for _, p := range strings.Split(c.phases, ",") {
+		if strings.TrimSpace(p) == phase {
+			return true
+		}
+	}
+	return false
 }
 
 func main() {
@@ -77,6 +87,7 @@ func main() {
 	flag.StringVar(&c.mdOut, "md", "", "write the report as markdown here")
 	flag.StringVar(&c.nodeArgs, "node-args", "", "extra flags for every node (space-separated)")
 	flag.StringVar(&c.goBench, "go-bench", "", "output of `go test -bench` to put in the report as a table")
+	flag.StringVar(&c.phases, "phases", "seed,prop,fanout,churn,kill", "phases to run after connecting and the idle measurement")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -108,6 +119,7 @@ type results struct {
 	Failed      int                  `json:"sessions_failed"`
 	FirstErr    string               `json:"first_error,omitempty"`
 	ConnectRate float64              `json:"connect_per_s"`
+	Lost        int64                `json:"sessions_lost_by_idle_end"` // connections that ended before the phases
 	PerNode     map[string]nodeUsage `json:"per_node"`
 	Heartbeat   dist                 `json:"heartbeat_rtt"`
 	Propagation *propResult          `json:"propagation,omitempty"`
@@ -166,7 +178,7 @@ func run(ctx context.Context, c config) (*results, error) {
 	// The seed comparison first, on the quiet cluster: both systems get the
 	// machine to themselves, and its 600 tabs would not fit beside 19.5k
 	// sessions under one node's 20,000 open files.
-	if c.seedBaseline && ctx.Err() == nil {
+	if c.seedBaseline && c.on("seed") && ctx.Err() == nil {
 		s := compareWithSeed(ctx, dir, nodes[0], progress)
 		res.Seed = &s
 	}
@@ -223,9 +235,10 @@ func run(ctx context.Context, c config) (*results, error) {
 			n.name, u.Sessions, u.RSSMiB, u.RSSPerSessKB, u.DeltaPerSessKB, u.IdleCPU)
 	}
 	res.Heartbeat = fl.pings.dist()
-	progress("heartbeat round trip: %v", res.Heartbeat)
+	res.Lost = fl.totalLost()
+	progress("heartbeat round trip: %v; %d sessions lost so far", res.Heartbeat, res.Lost)
 
-	if c.nodes > 1 && ctx.Err() == nil {
+	if c.nodes > 1 && c.on("prop") && ctx.Err() == nil {
 		p, err := measurePropagation(ctx, nodes, c.propRate, c.phase, progress)
 		if err != nil {
 			return res, err
@@ -233,7 +246,7 @@ func run(ctx context.Context, c config) (*results, error) {
 		res.Propagation = &p
 		progress("propagation: %.0f changes/s, %d events at %d subscribers: %v", p.Rate, p.Received, c.nodes-1, p.Latency)
 	}
-	if ctx.Err() == nil {
+	if c.on("fanout") && ctx.Err() == nil {
 		f, err := measureFanOut(ctx, nodes, c.fanSubs, c.fanRate, c.phase, progress)
 		if err != nil {
 			return res, err
@@ -241,7 +254,7 @@ func run(ctx context.Context, c config) (*results, error) {
 		res.FanOut = &f
 		progress("fan-out: %.0f deliveries/s (%.0f updates/s × %d subscribers), latency %v, %d subscribers dropped", f.PerSec, f.UpdatesPerSec, f.Subscribers, f.Latency, f.Dropped)
 	}
-	if ctx.Err() == nil {
+	if c.on("churn") && ctx.Err() == nil {
 		progress("churn: %.0f enter+leave pairs/s, %.0f updates/s, %.0f typing/s per node, for %v", c.churn, c.updates, c.typing, c.phase)
 		for _, n := range nodes {
 			w := float64(fl.workersOf(n.name))
@@ -262,7 +275,7 @@ func run(ctx context.Context, c config) (*results, error) {
 		progress("churn: pairs/s per node %v, updates %.0f/s, typing %.0f/s, %d errors", fmtRates(cr.PairsPerNode), cr.Updates, cr.Typing, errs)
 		sleepCtx(ctx, 2*time.Second)
 	}
-	if c.kill && c.nodes > 1 && ctx.Err() == nil {
+	if c.kill && c.on("kill") && c.nodes > 1 && ctx.Err() == nil {
 		victim := nodes[len(nodes)-1]
 		var rooms []string
 		for i := 0; i < c.rooms; i++ {

@@ -49,7 +49,7 @@ type workerReport struct {
 
 type worker struct {
 	name, node string
-	sessions   []*client.Client
+	sessions   []atomic.Pointer[client.Client] // nil until connected
 	rooms      []string
 	out        *json.Encoder
 	outMu      sync.Mutex
@@ -90,8 +90,15 @@ func runWorker(args []string) error {
 	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(*src)}, Timeout: 10 * time.Second}
 	hc := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, MaxIdleConnsPerHost: -1, DisableKeepAlives: true}}
 
+	// Heartbeats start with the first connection: the server closes a
+	// connection silent for two intervals, and connecting all of them can
+	// take longer than that.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w.sessions = make([]atomic.Pointer[client.Client], *n)
+	go w.heartbeats(ctx, *ping)
+
 	// Connect.
-	w.sessions = make([]*client.Client, *n)
 	start := time.Now()
 	var failed atomic.Int64
 	var firstErr atomic.Value
@@ -108,7 +115,7 @@ func runWorker(args []string) error {
 					firstErr.CompareAndSwap(nil, err.Error())
 					continue
 				}
-				w.sessions[i] = c
+				w.sessions[i].Store(c)
 			}
 		}()
 	}
@@ -123,9 +130,6 @@ func runWorker(args []string) error {
 	}
 	w.report(r)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go w.heartbeats(ctx, *ping)
 	go w.reports(ctx)
 	var stopOps []context.CancelFunc // the running ops loop's
 	defer func() {
@@ -173,16 +177,18 @@ func (w *worker) open(hc *http.Client, url, user, room string) (*client.Client, 
 }
 
 // heartbeats pings every session once per interval, spread evenly, and
-// records round trips.
+// records round trips. A ping is never skipped: when the node answers slowly
+// the schedule slips (the server closes a connection silent for two
+// intervals, so a skipped ping could cost the session).
 func (w *worker) heartbeats(ctx context.Context, every time.Duration) {
 	const tick = 10 * time.Millisecond
 	perTick := max(1, len(w.sessions)*int(tick)/int(every))
-	jobs := make(chan *client.Client, 1024)
-	for g := 0; g < 16; g++ {
+	jobs := make(chan *client.Client, 4096)
+	for g := 0; g < 256; g++ {
 		go func() {
 			for c := range jobs {
 				t0 := time.Now()
-				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				_, err := c.Ping(pctx)
 				cancel()
 				if err == nil {
@@ -204,13 +210,15 @@ func (w *worker) heartbeats(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 		for k := 0; k < perTick; k++ {
-			c := w.sessions[next]
+			c := w.sessions[next].Load()
 			next = (next + 1) % len(w.sessions)
-			if c != nil {
-				select {
-				case jobs <- c:
-				default: // behind: skip rather than pile up
-				}
+			if c == nil {
+				continue
+			}
+			select {
+			case jobs <- c:
+			case <-ctx.Done():
+				return
 			}
 		}
 	}
@@ -250,7 +258,7 @@ func (w *worker) ops(ctx context.Context, cmd workerCmd) {
 		credit += total * tick.Seconds()
 		for ; credit >= 1; credit-- {
 			i := rng.IntN(len(w.sessions))
-			c := w.sessions[i]
+			c := w.sessions[i].Load()
 			if c == nil {
 				continue
 			}
@@ -321,8 +329,8 @@ func (w *worker) reports(ctx context.Context) {
 		w.pings = nil
 		w.pingMu.Unlock()
 		live := int64(0)
-		for _, c := range w.sessions {
-			if c != nil {
+		for i := range w.sessions {
+			if w.sessions[i].Load() != nil {
 				live++
 			}
 		}
