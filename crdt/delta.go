@@ -17,8 +17,9 @@ type Delta struct {
 // Merge applies a remote delta. Entries whose Origin != d.Origin are ignored. Each entry is applied by LWW
 // on Version (an equal Version is a duplicate: no change). A tombstone for an unknown key is stored (so an
 // older write arriving later cannot resurrect it) but reports no Change. Watermark of d.Origin: if
-// watermark >= d.From it becomes max(watermark, d.To); otherwise gap is true and the watermark stays (the
-// entries are still applied: LWW makes that safe). Returns only visible changes (live value changed,
+// watermark >= d.From it becomes max(watermark, d.To), and then moves on over the ranges of deltas merged
+// earlier past a gap that it now reaches; otherwise gap is true and the watermark stays (the entries are
+// still applied: LWW makes that safe; their range is remembered). Returns only visible changes (live value changed,
 // created or removed), in the delta's order.
 //
 // Entries are also ignored when Version.Node differs from Origin.Node or Seq
@@ -69,8 +70,10 @@ func (m *Map) Merge(d Delta) (changes []Change, gap bool) {
 	m.maybeCompact(st)
 	if st.watermark >= d.From {
 		st.watermark = max(st.watermark, d.To)
+		st.absorbAhead()
 	} else {
 		gap = true
+		st.noteAhead(d.From, d.To)
 	}
 	return changes, gap
 }

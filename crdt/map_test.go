@@ -215,12 +215,19 @@ func TestMerge(t *testing.T) {
 			{delta(oB, 0, 1, ent(oB, 11, 1, "k", "")), []string{"k"}, false, 1},
 			{delta(oC, 0, 1, ent(oC, 12, 1, "k", "")), nil, false, 1},
 		}, []Entry{ent(oC, 12, 1, "k", "")}},
-		{"gap detected, entries still applied, watermark kept", []step{
+		{"gap detected, entries still applied, watermark kept until the gap fills, then past what came ahead", []step{
 			{delta(oA, 0, 2, ent(oA, 10, 1, "k1", "v1"), ent(oA, 11, 2, "k2", "v2")), []string{"k1", "k2"}, false, 2},
 			{delta(oA, 4, 5, ent(oA, 14, 5, "k5", "v5")), []string{"k5"}, true, 2},
-			{delta(oA, 2, 4, ent(oA, 12, 3, "k3", "v3"), ent(oA, 13, 4, "k4", "v4")), []string{"k3", "k4"}, false, 4},
+			{delta(oA, 2, 4, ent(oA, 12, 3, "k3", "v3"), ent(oA, 13, 4, "k4", "v4")), []string{"k3", "k4"}, false, 5},
 			{delta(oA, 4, 5, ent(oA, 14, 5, "k5", "v5")), nil, false, 5},
 		}, []Entry{ent(oA, 10, 1, "k1", "v1"), ent(oA, 11, 2, "k2", "v2"), ent(oA, 12, 3, "k3", "v3"), ent(oA, 13, 4, "k4", "v4"), ent(oA, 14, 5, "k5", "v5")}},
+		{"several deltas ahead, filled in any order", []step{
+			{delta(oA, 6, 8, ent(oA, 18, 8, "k8", "v8")), []string{"k8"}, true, 0},
+			{delta(oA, 2, 4, ent(oA, 14, 4, "k4", "v4")), []string{"k4"}, true, 0},
+			{delta(oA, 4, 6, ent(oA, 16, 6, "k6", "v6")), []string{"k6"}, true, 0},
+			{delta(oA, 0, 2, ent(oA, 12, 2, "k2", "v2")), []string{"k2"}, false, 8},
+			{delta(oA, 9, 10, ent(oA, 20, 10, "k10", "v10")), []string{"k10"}, true, 8},
+		}, []Entry{ent(oA, 20, 10, "k10", "v10"), ent(oA, 12, 2, "k2", "v2"), ent(oA, 14, 4, "k4", "v4"), ent(oA, 16, 6, "k6", "v6"), ent(oA, 18, 8, "k8", "v8")}},
 		{"watermark never goes back", []step{
 			{delta(oA, 0, 5), nil, false, 5},
 			{delta(oA, 0, 3), nil, false, 5},

@@ -25,6 +25,46 @@ type originState struct {
 	live      int      // records in log that are valid
 	tombs     []logRec // tombstones of this origin, unordered, lazily deleted
 	ntombs    int      // valid records in tombs
+	// ahead holds ranges (from, to] of deltas merged past a gap. When the
+	// gap fills (a delta that was sent first but took longer, say over TCP
+	// while the next went over UDP), the watermark moves past them too
+	// instead of stopping short and asking for them again.
+	ahead [][2]uint64
+}
+
+// maxAhead bounds ahead; the oldest ranges are forgotten (a pull repairs).
+const maxAhead = 16
+
+// noteAhead records a delta (from, to] merged beyond the watermark.
+func (st *originState) noteAhead(from, to uint64) {
+	if to <= st.watermark {
+		return
+	}
+	if len(st.ahead) == maxAhead {
+		st.ahead = st.ahead[1:]
+	}
+	st.ahead = append(st.ahead, [2]uint64{from, to})
+}
+
+// absorbAhead advances the watermark over the ranges it now reaches.
+func (st *originState) absorbAhead() {
+	for moved := true; moved && len(st.ahead) > 0; {
+		moved = false
+		kept := st.ahead[:0]
+		for _, r := range st.ahead {
+			switch {
+			case r[1] <= st.watermark: // covered
+			case r[0] <= st.watermark:
+				st.watermark, moved = r[1], true
+			default:
+				kept = append(kept, r)
+			}
+		}
+		st.ahead = kept
+	}
+	if len(st.ahead) == 0 {
+		st.ahead = nil
+	}
 }
 
 // logRec points from an origin's log to the slot written with seq. It is

@@ -111,7 +111,7 @@ func TestSmallRun(t *testing.T) {
 	defer cancel()
 	c := config{bin: bin, nodes: 2, sessions: 60, perWorker: 20, rooms: 3, heartbeat: time.Second, phase: time.Second,
 		propRate: 100, fanSubs: 6, fanRate: 20, churn: 20, updates: 10, typing: 10, seedBaseline: false, kill: true,
-		nodeArgs: "--gossip-profile local"}
+		nodeArgs: "--gossip-profile local", phases: "prop,fanout,churn,kill"}
 	res, err := run(ctx, c)
 	if err != nil {
 		t.Fatal(err)

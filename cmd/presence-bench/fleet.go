@@ -23,6 +23,7 @@ type fleet struct {
 	opErrors  int64
 	live      map[string]int64 // worker → sessions still connected
 	lost      map[string]int64
+	lostWhy   map[string]map[string]int64 // worker → close code and reason → connections
 }
 
 type workerProc struct {
@@ -34,7 +35,7 @@ type workerProc struct {
 // startFleet starts one worker per maxPerWorker sessions of each node, each
 // from its own source address.
 func startFleet(nodes []*node, perNode, maxPerWorker, rooms int, ping time.Duration, progress func(string, ...any)) (*fleet, error) {
-	f := &fleet{pairs: map[string]int64{}, live: map[string]int64{}, lost: map[string]int64{}}
+	f := &fleet{pairs: map[string]int64{}, live: map[string]int64{}, lost: map[string]int64{}, lostWhy: map[string]map[string]int64{}}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -111,6 +112,7 @@ func (f *fleet) read(r io.Reader, wg *sync.WaitGroup) {
 			f.opErrors += rep.OpErrors
 			f.live[rep.Worker] = rep.Connected
 			f.lost[rep.Worker] = rep.Lost
+			f.lostWhy[rep.Worker] = rep.LostWhy
 		}
 		f.mu.Unlock()
 	}
@@ -165,13 +167,19 @@ func (f *fleet) stop() []string {
 	return failed
 }
 
-// totalLost is how many of the workers' connections have ended.
-func (f *fleet) totalLost() int64 {
+// totalLost is how many of the workers' connections have ended, and why.
+func (f *fleet) totalLost() (int64, map[string]int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var n int64
 	for _, v := range f.lost {
 		n += v
 	}
-	return n
+	why := map[string]int64{}
+	for _, m := range f.lostWhy {
+		for k, v := range m {
+			why[k] += v
+		}
+	}
+	return n, why
 }

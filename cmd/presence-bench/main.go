@@ -120,6 +120,7 @@ type results struct {
 	FirstErr    string               `json:"first_error,omitempty"`
 	ConnectRate float64              `json:"connect_per_s"`
 	Lost        int64                `json:"sessions_lost_by_idle_end"` // connections that ended before the phases
+	LostWhy     map[string]int64     `json:"lost_why,omitempty"`        // their close codes and reasons
 	PerNode     map[string]nodeUsage `json:"per_node"`
 	Heartbeat   dist                 `json:"heartbeat_rtt"`
 	Propagation *propResult          `json:"propagation,omitempty"`
@@ -235,8 +236,8 @@ func run(ctx context.Context, c config) (*results, error) {
 			n.name, u.Sessions, u.RSSMiB, u.RSSPerSessKB, u.DeltaPerSessKB, u.IdleCPU)
 	}
 	res.Heartbeat = fl.pings.dist()
-	res.Lost = fl.totalLost()
-	progress("heartbeat round trip: %v; %d sessions lost so far", res.Heartbeat, res.Lost)
+	res.Lost, res.LostWhy = fl.totalLost()
+	progress("heartbeat round trip: %v; %d sessions lost so far %v", res.Heartbeat, res.Lost, res.LostWhy)
 
 	if c.nodes > 1 && c.on("prop") && ctx.Err() == nil {
 		p, err := measurePropagation(ctx, nodes, c.propRate, c.phase, progress)

@@ -14,7 +14,7 @@ func (r *results) markdown(c config) string {
 	p("%d nodes on loopback, %d idle sessions connected (%d failed) over %d rooms, heartbeat every %v, phases of %v; the load generator runs on the same 2 cores.\n\n",
 		r.Nodes, r.Sessions, r.Failed, c.rooms, c.heartbeat, c.phase)
 	if r.Lost > 0 {
-		p("**%d idle sessions were lost** (their connections ended) before the measured phases.\n\n", r.Lost)
+		p("**%d idle sessions were lost** (their connections ended) before the measured phases: %v.\n\n", r.Lost, r.LostWhy)
 	}
 	if r.FirstErr != "" {
 		p("First connection error: `%s`\n\n", r.FirstErr)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -31,20 +32,21 @@ type workerCmd struct {
 }
 
 type workerReport struct {
-	Kind      string  `json:"kind"` // "connected", "stats"
-	Worker    string  `json:"worker"`
-	Node      string  `json:"node"`
-	N         int     `json:"n,omitempty"`
-	Failed    int     `json:"failed,omitempty"`
-	Secs      float64 `json:"secs,omitempty"`
-	FirstErr  string  `json:"first_err,omitempty"`
-	PingsUS   []int64 `json:"pings_us,omitempty"`
-	Pairs     int64   `json:"pairs,omitempty"` // enter+leave pairs acknowledged
-	Updates   int64   `json:"updates,omitempty"`
-	Typing    int64   `json:"typing,omitempty"`
-	OpErrors  int64   `json:"op_errors,omitempty"`
-	Lost      int64   `json:"lost,omitempty"` // connections that ended
-	Connected int64   `json:"connected,omitempty"`
+	Kind      string           `json:"kind"` // "connected", "stats"
+	Worker    string           `json:"worker"`
+	Node      string           `json:"node"`
+	N         int              `json:"n,omitempty"`
+	Failed    int              `json:"failed,omitempty"`
+	Secs      float64          `json:"secs,omitempty"`
+	FirstErr  string           `json:"first_err,omitempty"`
+	PingsUS   []int64          `json:"pings_us,omitempty"`
+	Pairs     int64            `json:"pairs,omitempty"` // enter+leave pairs acknowledged
+	Updates   int64            `json:"updates,omitempty"`
+	Typing    int64            `json:"typing,omitempty"`
+	OpErrors  int64            `json:"op_errors,omitempty"`
+	Lost      int64            `json:"lost,omitempty"` // connections that ended
+	Connected int64            `json:"connected,omitempty"`
+	LostWhy   map[string]int64 `json:"lost_why,omitempty"`
 }
 
 type worker struct {
@@ -61,6 +63,8 @@ type worker struct {
 	typing  atomic.Int64
 	opErrs  atomic.Int64
 	lost    atomic.Int64
+	lostMu  sync.Mutex
+	lostWhy map[string]int64 // close code and reason → connections
 }
 
 func (w *worker) report(r workerReport) {
@@ -83,7 +87,7 @@ func runWorker(args []string) error {
 	conc := fs.Int("concurrency", 48, "connections opened at once")
 	_ = fs.Parse(args)
 
-	w := &worker{name: *prefix, node: *node, out: json.NewEncoder(os.Stdout)}
+	w := &worker{name: *prefix, node: *node, out: json.NewEncoder(os.Stdout), lostWhy: map[string]int64{}}
 	for i := 0; i < *rooms; i++ {
 		w.rooms = append(w.rooms, fmt.Sprintf("r%03d", i))
 	}
@@ -172,6 +176,10 @@ func (w *worker) open(hc *http.Client, url, user, room string) (*client.Client, 
 	go func() {
 		<-c.Done()
 		w.lost.Add(1)
+		why := fmt.Sprintf("%d %s", c.CloseStatus(), c.CloseReason())
+		w.lostMu.Lock()
+		w.lostWhy[why]++
+		w.lostMu.Unlock()
 	}()
 	return c, nil
 }
@@ -334,7 +342,10 @@ func (w *worker) reports(ctx context.Context) {
 				live++
 			}
 		}
-		w.report(workerReport{Kind: "stats", PingsUS: p, Pairs: w.pairs.Swap(0), Updates: w.updates.Swap(0),
+		w.lostMu.Lock()
+		why := maps.Clone(w.lostWhy)
+		w.lostMu.Unlock()
+		w.report(workerReport{Kind: "stats", PingsUS: p, LostWhy: why, Pairs: w.pairs.Swap(0), Updates: w.updates.Swap(0),
 			Typing: w.typing.Swap(0), OpErrors: w.opErrs.Swap(0), Lost: w.lost.Load(), Connected: live - w.lost.Load()})
 	}
 }
