@@ -30,6 +30,7 @@ type workerProc struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	node  string
+	name  string // its user prefix, which names it in reports
 }
 
 // startFleet starts one worker per maxPerWorker sessions of each node, each
@@ -61,7 +62,7 @@ func startFleet(nodes []*node, perNode, maxPerWorker, rooms int, ping time.Durat
 			if err := cmd.Start(); err != nil {
 				return f, err
 			}
-			f.procs = append(f.procs, &workerProc{cmd: cmd, stdin: stdin, node: n.name})
+			f.procs = append(f.procs, &workerProc{cmd: cmd, stdin: stdin, node: n.name, name: fmt.Sprintf("%s-w%d", n.name, w)})
 			wg.Add(1)
 			go f.read(stdout, &wg)
 		}
@@ -182,4 +183,17 @@ func (f *fleet) totalLost() (int64, map[string]int64) {
 		}
 	}
 	return n, why
+}
+
+// liveOn is how many sessions the workers of node still hold connected.
+func (f *fleet) liveOn(node string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := int64(0)
+	for _, p := range f.procs {
+		if p.node == node {
+			n += f.live[p.name]
+		}
+	}
+	return int(n)
 }

@@ -282,7 +282,9 @@ func run(ctx context.Context, c config) (*results, error) {
 		for i := 0; i < c.rooms; i++ {
 			rooms = append(rooms, fmt.Sprintf("r%03d", i))
 		}
-		k, err := measureKill(ctx, nodes, victim, victim.name+"-w", counts[victim.name], rooms, progress)
+		// Only the victim's sessions still connected can go stale (a lost
+		// one has left already).
+		k, err := measureKill(ctx, nodes, victim, victim.name+"-w", fl.liveOn(victim.name), rooms, progress)
 		if err != nil {
 			return res, err
 		}

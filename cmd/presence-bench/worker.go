@@ -190,7 +190,6 @@ func (w *worker) open(hc *http.Client, url, user, room string) (*client.Client, 
 // intervals, so a skipped ping could cost the session).
 func (w *worker) heartbeats(ctx context.Context, every time.Duration) {
 	const tick = 10 * time.Millisecond
-	perTick := max(1, len(w.sessions)*int(tick)/int(every))
 	jobs := make(chan *client.Client, 4096)
 	for g := 0; g < 256; g++ {
 		go func() {
@@ -210,16 +209,21 @@ func (w *worker) heartbeats(ctx context.Context, every time.Duration) {
 	defer close(jobs)
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	next := 0
+	// The ring position follows the clock, not the ticks: a ticker drops
+	// ticks when this goroutine is starved, and a ring that slowed down
+	// would leave sessions silent past the server's limit.
+	n := len(w.sessions)
+	start := time.Now()
+	done := 0 // slots handed out since start
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		for k := 0; k < perTick; k++ {
-			c := w.sessions[next].Load()
-			next = (next + 1) % len(w.sessions)
+		due := int(time.Since(start) * time.Duration(n) / every)
+		for ; done < due; done++ {
+			c := w.sessions[done%n].Load()
 			if c == nil {
 				continue
 			}
