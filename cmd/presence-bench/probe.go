@@ -150,9 +150,8 @@ func measurePropagation(ctx context.Context, nodes []*node, rate float64, d time
 		}
 		subs = append(subs, s)
 	}
-	// Writers at 20/s each stay well under the per-connection rate limit
-	// (50/s) and keep the rate while each waits for its answer.
-	count := max(1, int(rate/20))
+	// Writers at 40/s each stay under the per-connection rate limit (50/s).
+	count := max(1, int(rate/40))
 	var sent atomic.Int64
 	stop, err := writers(ctx, nodes[0], room, "prop-w", count, rate/float64(count), &sent)
 	if err != nil {
@@ -210,7 +209,7 @@ func measureFanOut(ctx context.Context, nodes []*node, subs int, rate float64, d
 		}
 		cs = append(cs, c)
 	}
-	count := max(1, int(rate/10)) // a writer waits for each answer: many slow ones
+	count := max(1, int(rate/40))
 	var sent atomic.Int64
 	var stops []func()
 	for i := 0; i < count; i++ { // writers spread over the nodes too
