@@ -88,7 +88,17 @@ func TestRaftGroupFormsWritesForwardAndSurviveLeaderLoss(t *testing.T) {
 	if b.meta.IsLeader() {
 		follower = c
 	}
-	if _, err := follower.meta.Put(ctx, cluster.RoomMeta{Room: "written-on-follower", MaxMembers: 7}, "req-1"); err != nil {
+	// A leadership change right after the group forms (a loaded machine)
+	// makes the outcome unknown: the client retries with the same request
+	// id, as the error says, until it is known.
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if _, err = follower.meta.Put(ctx, cluster.RoomMeta{Room: "written-on-follower", MaxMembers: 7}, "req-1"); err == nil {
+			break
+		}
+		t.Logf("put on follower, attempt %d: %v", attempt+1, err)
+	}
+	if err != nil {
 		t.Fatalf("put on follower: %v", err)
 	}
 	for _, n := range nodes {
