@@ -183,10 +183,8 @@ func accuracy(ctx context.Context, s seedStore, n *node, progress func(string, .
 	for _, at := range []time.Duration{time.Second, 20 * time.Second, 35 * time.Second, seedTTL + 5*time.Second} {
 		sleepCtx(ctx, time.Until(start.Add(at)))
 		p := accPoint{After: at.String()}
-		listed, setSize, err := s.roomListing(ctx, room)
+		listed, members, err := s.roomListing(ctx, room)
 		if err == nil {
-			_ = setSize
-			members, _ := s.rdb.SMembers(ctx, "room:"+room).Result()
 			inSet := map[string]bool{}
 			for _, m := range members {
 				inSet[m] = true

@@ -42,7 +42,6 @@ func startFleet(nodes []*node, perNode, maxPerWorker, rooms int, ping time.Durat
 		return nil, err
 	}
 	w := 0
-	var wg sync.WaitGroup
 	for _, n := range nodes {
 		for left := perNode; left > 0; left -= maxPerWorker {
 			count := min(left, maxPerWorker)
@@ -63,8 +62,7 @@ func startFleet(nodes []*node, perNode, maxPerWorker, rooms int, ping time.Durat
 				return f, err
 			}
 			f.procs = append(f.procs, &workerProc{cmd: cmd, stdin: stdin, node: n.name, name: fmt.Sprintf("%s-w%d", n.name, w)})
-			wg.Add(1)
-			go f.read(stdout, &wg)
+			go f.read(stdout)
 		}
 	}
 	// Wait for every worker's "connected" report.
@@ -90,8 +88,7 @@ func startFleet(nodes []*node, perNode, maxPerWorker, rooms int, ping time.Durat
 	return f, nil
 }
 
-func (f *fleet) read(r io.Reader, wg *sync.WaitGroup) {
-	defer wg.Done()
+func (f *fleet) read(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for sc.Scan() {

@@ -80,22 +80,23 @@ func (s seedStore) getMultiplePresence(ctx context.Context, users []string) (map
 }
 
 // roomListing is the seed's GET /api/presence/room/{roomId}: the room set,
-// then the batch, keeping users whose key has not expired.
-func (s seedStore) roomListing(ctx context.Context, room string) (map[string]*seedPresence, int, error) {
+// then the batch, keeping users whose key has not expired. It also returns
+// the room set itself.
+func (s seedStore) roomListing(ctx context.Context, room string) (map[string]*seedPresence, []string, error) {
 	members, err := s.rdb.SMembers(ctx, "room:"+room).Result()
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	ps, err := s.getMultiplePresence(ctx, members)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	for u, p := range ps {
 		if p == nil {
 			delete(ps, u)
 		}
 	}
-	return ps, len(members), nil
+	return ps, members, nil
 }
 
 // startRedis runs redis-server on a free loopback port, without persistence.

@@ -137,7 +137,7 @@ func (o *oracle) run(ctx context.Context, every time.Duration) {
 	o.unknown, o.diverged, o.reported = map[string]time.Time{}, map[string]time.Time{}, map[string]bool{}
 	o.divHist = map[string][]string{}
 	for sleepCtx(ctx, every) {
-		o.round(time.Now())
+		o.round()
 	}
 }
 
@@ -145,7 +145,7 @@ func (o *oracle) run(ctx context.Context, every time.Duration) {
 // is read from every node at the same moment, in parallel: read one node
 // after another, a round takes seconds on a loaded machine, and a member
 // that changed in between would look like nodes disagreeing.
-func (o *oracle) round(start time.Time) {
+func (o *oracle) round() {
 	nodes := o.lb.snapshot()
 	views := make([]nodeView, len(nodes))
 	alive := make([]bool, len(nodes))
