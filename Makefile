@@ -10,7 +10,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 30s
 
-.PHONY: help build run test test-short vet tidy-check smoke chaos chaos-long chaos-broken soak bench fuzz clean cluster-start cluster-stop cluster-kill cluster-restart cluster-status
+.PHONY: help build run test test-browser test-browser-broken test-short vet tidy-check smoke chaos chaos-long chaos-broken soak bench fuzz clean cluster-start cluster-stop cluster-kill cluster-restart cluster-status
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,8 +21,9 @@ build: ## build bin/presenced
 run: build ## start one node on 127.0.0.1:7070 (open dev mode, data in ./data)
 	./$(BIN)/presenced
 
-test: vet tidy-check ## vet, go.mod check, every test with -race, the README tour against a real node, and the short chaos run
-	$(GO) test -race -count=1 ./...
+test: vet tidy-check ## vet, go.mod check, every test with -race, the browser tests (headless Chromium), the README tour against a real node, and the short chaos run
+	$(GO) test -race -count=1 -skip '^TestBrowser' ./...
+	$(MAKE) --no-print-directory test-browser
 	$(MAKE) --no-print-directory smoke
 	$(MAKE) --no-print-directory chaos
 
@@ -47,6 +48,15 @@ chaos-broken: ## the short chaos run against a deliberately broken build (failur
 	@out=$$(mktemp); ./$(BIN)/presence-chaos --bin $(BIN)/presenced-broken --nodes 5 --users 200 --tabs 3 --rooms 8 --duration 45s --fault-every 5s $(CHAOS_FLAGS) | tee $$out || true; \
 	  if grep -Eq '^\| ghost \| [1-9]' $$out; then echo "chaos-broken: the oracle caught the broken build (ghosts reported), as it must"; rm -f $$out; \
 	  else echo "chaos-broken: the broken build got through the oracle"; rm -f $$out; exit 1; fi
+
+test-browser: ## the end-to-end browser tests alone (headless Chromium against a 2-node cluster; they skip without Chromium unless CI=true)
+	$(GO) test -race -count=1 -run '^TestBrowser' ./cmd/presenced/
+
+test-browser-broken: ## the browser tests against a deliberately broken presence.js (no leave on pagehide): passes only if TestBrowserPresence fails
+	@out=$$(mktemp); $(GO) test -count=1 -tags presence_broken -run '^TestBrowserPresence$$' ./cmd/presenced/ > $$out 2>&1 || true; \
+	  grep -E 'DELIBERATELY|--- (PASS|FAIL|SKIP)|^(ok|FAIL)|web_browser_test.go:[0-9]+: .*not within' $$out; \
+	  if grep -q -- '--- FAIL: TestBrowserPresence' $$out; then echo "test-browser-broken: the browser test caught the broken presence.js, as it must"; rm -f $$out; \
+	  else echo "test-browser-broken: the broken presence.js got through the browser test"; rm -f $$out; exit 1; fi
 
 smoke: build ## start a node on free ports and run scripts/smoke.sh (the README tour) against it
 	@dir=$$(mktemp -d); \

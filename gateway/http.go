@@ -56,6 +56,11 @@ func (s *Server) routes() *http.ServeMux {
 	h("POST /api/channels/{id}/typing", s.seedTyping)
 	h("GET /api/channels/{id}/typing", s.seedTypingUsers)
 
+	h("GET /v1/cluster", s.clusterView)
+
+	// The browser side: / (demo), /dashboard, /presence.js and friends.
+	s.registerWeb(mux, h)
+
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no route "+r.Method+" "+r.URL.Path)
 	})

@@ -659,6 +659,15 @@ func documented5xx(pattern string, status int, body []byte) bool {
 	return false
 }
 
+// webPatterns are the routes of the browser files (/, /dashboard, /presence.js …).
+var webPatterns = func() map[string]bool {
+	m := map[string]bool{}
+	for _, p := range webPatternList() {
+		m[p] = true
+	}
+	return m
+}()
+
 // familyOf says which kind of route the mux pattern is.
 func familyOf(pattern string) routeKind {
 	_, path, _ := strings.Cut(pattern, " ")
@@ -673,6 +682,8 @@ func familyOf(pattern string) routeKind {
 		return kindWS
 	case path == "/metrics" || path == "/internal/v1/hold":
 		return kindOther
+	case webPatterns[pattern]:
+		return kindOther // the browser files: public, not JSON
 	}
 	return kindV1 // the /v1 routes and the catch-all 404
 }

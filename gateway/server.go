@@ -54,6 +54,11 @@ type Config struct {
 	// Engine settings told to clients in the welcome message.
 	Grace, IdleAfter, AwayAfter, TypingTimeout   time.Duration
 	MaxDataBytes, MaxIDBytes, MaxRoomsPerSession int
+
+	// Cluster reports the cluster's nodes and raft state for GET /v1/cluster
+	// and the dashboard (cmd/presenced implements it from the cluster
+	// package, which the gateway does not import). nil: this node alone.
+	Cluster func() ClusterInfo
 }
 
 func (c *Config) setDefaults() {

@@ -107,3 +107,37 @@ func registerRaftMetrics(reg prometheus.Registerer, meta *cluster.Meta) {
 	gauge("presenced_raft_applied_index", "Raft applied index.", func(s cluster.MetaStats) float64 { return float64(s.AppliedIndex) })
 	gauge("presenced_room_metadata", "Rooms with metadata.", func(s cluster.MetaStats) float64 { return float64(s.Rooms) })
 }
+
+// clusterInfo reports the cluster for the gateway's GET /v1/cluster and
+// the dashboard: memberlist's nodes as this node sees them, and raft.
+func clusterInfo(members *cluster.Cluster, meta *cluster.Meta) func() gateway.ClusterInfo {
+	return func() gateway.ClusterInfo {
+		st := meta.Stats()
+		roles := map[string]string{}
+		if servers, err := meta.Servers(); err == nil {
+			for _, s := range servers {
+				roles[s.ID] = "nonvoter"
+				if s.Voter {
+					roles[s.ID] = "voter"
+				}
+			}
+		}
+		if st.Leader != "" {
+			roles[st.Leader] = "leader"
+		}
+		var nodes []gateway.ClusterNode
+		for _, n := range members.Nodes() {
+			cn := gateway.ClusterNode{
+				Name: n.Name, State: n.State, Self: n.Self, Incarnation: n.Incarnation,
+				HTTP: n.HTTP, Gossip: n.Gossip, Raft: n.Raft, RaftRole: roles[n.Name],
+			}
+			if !n.Since.IsZero() {
+				cn.Since = n.Since.UnixMilli()
+			}
+			nodes = append(nodes, cn)
+		}
+		return gateway.ClusterInfo{Nodes: nodes, Raft: gateway.RaftInfo{
+			Leader: st.Leader, State: st.State, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
+		}}
+	}
+}

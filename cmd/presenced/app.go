@@ -122,6 +122,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, ready chan<- string) 
 		DebugEndpoints: cfg.DebugEndpoints,
 		Grace:          cfg.SessionGrace, IdleAfter: cfg.IdleAfter, AwayAfter: cfg.AwayAfter, TypingTimeout: cfg.TypingTimeout,
 		MaxDataBytes: cfg.MaxDataBytes, MaxIDBytes: cfg.MaxIDBytes, MaxRoomsPerSession: cfg.MaxRoomsPerSession,
+		Cluster: clusterInfo(members, meta),
 	}, engine, auth)
 
 	srv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
