@@ -14,9 +14,12 @@ import (
 )
 
 // conn is one WebSocket connection: one reader (the HTTP handler goroutine)
-// and one writer goroutine that drains a bounded queue, joining everything
-// queued into one frame (messages separated by '\n'), so a burst costs one
-// write syscall instead of one per message.
+// and a bounded send queue. A flusher goroutine exists only while there is
+// something to write: the first message queued starts one, and it drains the
+// queue, joining everything queued into one frame (messages separated by
+// '\n'), so a burst costs one write syscall instead of one per message, and
+// ends when the queue is empty. An idle connection has no writer goroutine
+// and so no second stack (~8 KB per connection at rest).
 type conn struct {
 	s        *Server
 	ws       *websocket.Conn
@@ -33,8 +36,9 @@ type conn struct {
 	closing     bool
 	closeCode   websocket.StatusCode
 	closeReason string
-	wake        chan struct{}
-	writerDone  chan struct{}
+	flushing    bool          // a flusher goroutine is running
+	finished    bool          // writing is over: no flusher will start again
+	writerDone  chan struct{} // closed when finished is set
 
 	// Owned by the reader goroutine.
 	identity Identity
@@ -49,18 +53,43 @@ type conn struct {
 
 func newConn(s *Server, ws *websocket.Conn, parent context.Context) *conn {
 	ctx, cancel := context.WithCancel(parent)
-	c := &conn{s: s, ws: ws, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1),
+	c := &conn{s: s, ws: ws, ctx: ctx, cancel: cancel,
 		writerDone: make(chan struct{}), subs: make(map[string]*subscription),
 		tokens: s.cfg.RateLimit, lastFill: time.Now()}
 	c.lastRead.Store(time.Now().UnixNano())
 	return c
 }
 
+// signal starts a flusher unless one is running. Called with c.mu held.
 func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if c.flushing || c.finished {
+		return
 	}
+	c.flushing = true
+	go c.flush()
+}
+
+// finishLocked marks writing over and releases those waiting for it.
+// Called with c.mu held.
+func (c *conn) finishLocked() {
+	c.flushing = false
+	if !c.finished {
+		c.finished = true
+		close(c.writerDone)
+	}
+}
+
+// stop ends the connection: it cancels its context and waits until no
+// write is in progress (a running flusher notices the cancel after its
+// current write, which the context also cuts short).
+func (c *conn) stop() {
+	c.cancel()
+	c.mu.Lock()
+	if !c.flushing {
+		c.finishLocked()
+	}
+	c.mu.Unlock()
+	<-c.writerDone
 }
 
 // enqueue queues one encoded message. It never blocks: when the queue is
@@ -124,26 +153,29 @@ func (c *conn) closeRestart(ctx context.Context) {
 	}
 }
 
-func (c *conn) writer() {
-	defer close(c.writerDone)
+// flush writes what is queued until the queue is empty, then ends; with
+// the connection closing it writes the close frame and writing is over.
+func (c *conn) flush() {
 	var buf bytes.Buffer
 	for {
-		select {
-		case <-c.wake:
-		case <-c.ctx.Done():
+		c.mu.Lock()
+		if c.ctx.Err() != nil {
+			c.finishLocked()
+			c.mu.Unlock()
 			return
 		}
-		c.mu.Lock()
 		batch := c.queue
 		c.queue, c.queuedBytes = nil, 0
 		closing, code, reason := c.closing, c.closeCode, c.closeReason
+		if len(batch) == 0 && !closing {
+			c.flushing = false
+			c.mu.Unlock()
+			return
+		}
 		c.mu.Unlock()
 		if len(batch) > 0 {
 			frame := batch[0] // one message: written as it is, no copy
 			if len(batch) > 1 {
-				if buf.Cap() > 256<<10 {
-					buf = bytes.Buffer{} // do not keep a huge snapshot's buffer for the connection's life
-				}
 				buf.Reset()
 				for i, b := range batch {
 					if i > 0 {
@@ -158,7 +190,7 @@ func (c *conn) writer() {
 			cancel()
 			if err != nil {
 				c.cancel()
-				return
+				continue // finishes at the top
 			}
 			c.s.metrics.framesOut.Inc()
 			c.s.metrics.messagesOut.Add(float64(len(batch)))
@@ -167,7 +199,7 @@ func (c *conn) writer() {
 			c.s.metrics.closes.WithLabelValues(fmt.Sprint(int(code))).Inc()
 			_ = c.ws.Close(code, reason)
 			c.cancel()
-			return
+			continue // finishes at the top
 		}
 	}
 }

@@ -37,7 +37,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(int64(s.cfg.MaxFrameBytes))
 	c := newConn(s, ws, context.Background())
-	defer c.cancel()
+	defer c.stop()
 	if !s.addConn(c) {
 		_ = ws.Close(CloseServiceRestart, "retry_ms=1000")
 		return
@@ -45,7 +45,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	defer s.removeConn(c)
 	s.metrics.connections.Inc()
 	defer s.metrics.connections.Dec()
-	go c.writer()
 
 	if !c.hello(r, pre) {
 		<-c.writerDone
@@ -66,8 +65,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(s.cfg.WriteTimeout):
 		}
 	}
-	c.cancel()
-	<-c.writerDone
 }
 
 // wsToken finds the token of a /v1 request or WebSocket upgrade: the
