@@ -53,11 +53,16 @@ const maxClusterRooms = 100
 
 // clusterView answers GET /v1/cluster: the nodes (alive, suspect, dead)
 // with the sessions each owns, the raft leader, and the rooms with members.
-// Read-only; it needs a valid token when tokens are on, and lists only the
-// rooms the token may read.
+// Read-only, but it shows the cluster's internal addresses and totals and
+// walks every session: with tokens on it needs caps.admin, and it lists
+// only the rooms the token may read.
 func (s *Server) clusterView(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.identity(w, r)
 	if !ok {
+		return
+	}
+	if !s.auth.Open() && !id.Caps.Admin {
+		writeError(w, http.StatusForbidden, CodeForbidden, "the cluster view needs a token with caps.admin")
 		return
 	}
 	var info ClusterInfo

@@ -139,7 +139,8 @@ func TestClusterEndpoint(t *testing.T) {
 	}
 }
 
-// With tokens on, /v1/cluster needs one, and lists only readable rooms.
+// With tokens on, /v1/cluster needs an admin token, and lists only
+// readable rooms.
 func TestClusterEndpointAuth(t *testing.T) {
 	n := newTestNode(t, nodeOpts{secured: true})
 	ctx := ctxT(t)
@@ -152,7 +153,11 @@ func TestClusterEndpointAuth(t *testing.T) {
 	if code, _ := n.do("GET", "/v1/cluster", "", "", nil); code != 401 {
 		t.Fatalf("no token: %d", code)
 	}
-	tok := token(t, "viewer", time.Hour, map[string]any{"caps": map[string]any{"subscribe": []string{"team-*"}}})
+	plain := token(t, "viewer", time.Hour, map[string]any{"caps": map[string]any{"subscribe": []string{"*"}}})
+	if code, body := n.do("GET", "/v1/cluster", "", "", map[string]string{"Authorization": "Bearer " + plain}); code != 403 || !strings.Contains(body, `"forbidden"`) {
+		t.Fatalf("a token without caps.admin: %d %s", code, body)
+	}
+	tok := token(t, "viewer", time.Hour, map[string]any{"caps": map[string]any{"subscribe": []string{"team-*"}, "admin": true}})
 	code, body := n.do("GET", "/v1/cluster", "", "", map[string]string{"Authorization": "Bearer " + tok})
 	if code != 200 || !strings.Contains(body, `"room":"team-a"`) || strings.Contains(body, "secret") || !strings.Contains(body, `"rooms_total":1`) {
 		t.Fatalf("%d %s", code, body)
