@@ -243,8 +243,13 @@ func (w *worker) ops(ctx context.Context, cmd workerCmd) {
 	if total <= 0 || len(w.sessions) == 0 {
 		return
 	}
+	// Each op waits for the node's answer (an enter+leave pair for two), so
+	// the rate reached is at most opWorkers / round trip: 64 of them capped
+	// churn at ~1k pairs/s per node once round trips grew to ~60 ms under
+	// load, below what the node could do.
+	const opWorkers = 512
 	jobs := make(chan func(), 4096)
-	for g := 0; g < 64; g++ {
+	for g := 0; g < opWorkers; g++ {
 		go func() {
 			for {
 				select {
