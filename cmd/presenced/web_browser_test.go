@@ -631,6 +631,36 @@ func TestBrowserPresence(t *testing.T) {
 		return !ghost && v.counts(2, 3, 2, 3)
 	})
 
+	// 1c. Unsubscribed and subscribed again before the snapshot came: only
+	// the latest subscribe's snapshot is applied, and events keep coming
+	// (step 2 needs them).
+	b.do(chromedp.Evaluate[chromedp.Void](`(() => {
+		const r = window.presenceRoom;
+		r.unsubscribe(); r.subscribe(); r.unsubscribe(); r.subscribe();
+	})()`))
+	b.waitJS(t, 3*time.Second, "synced after unsubscribe and subscribe", `window.presenceRoom.synced`)
+
+	// 1d. close() and connect() while an async token function is pending:
+	// one session, not two; and the constructor's connect, cut short by
+	// close, leaves no unhandled rejection.
+	b.do(chromedp.Evaluate[chromedp.Void](`import('/presence.js').then(({ PresenceClient }) => {
+		const c = new PresenceClient({ user: 'twice', detectActivity: false,
+			token: () => new Promise((resolve) => setTimeout(() => resolve(''), 200)) });
+		c.close();
+		c.connect().catch(() => {});
+		window.twice = c;
+	})`))
+	b.waitJS(t, 3*time.Second, "the client closed and connected again is open", `window.twice && window.twice.status === 'open'`)
+	time.Sleep(300 * time.Millisecond)
+	var twice struct{ Sessions int }
+	if _, body := get(t, n1.base()+"/v1/users/twice"); json.Unmarshal([]byte(body), &twice) != nil || twice.Sessions != 1 {
+		t.Fatalf("close() then connect() during the token fetch: want 1 session, got %s", body)
+	}
+	b.do(chromedp.Evaluate[chromedp.Void](`window.twice.close()`))
+	if log := b.console(); strings.Contains(log, "exception:") {
+		t.Fatalf("bob's page threw:\n%s", log)
+	}
+
 	// 2. Typing: bob sees "alice is typing…", then it stops by itself.
 	a1.do(chromedp.SendKeys(chromedp.ID("message"), "hello bob"))
 	b.expect(t, 3*time.Second, "alice is typing", func(v demoView) bool { return v.Typing == "alice is typing…" })
@@ -674,19 +704,28 @@ func TestBrowserPresence(t *testing.T) {
 
 	// 7. Bob's network drops: alice sees him reconnecting (stale), his page
 	// says so; the network comes back and his tab resumes its session
-	// inside grace: no leave, no offline, active again.
+	// inside grace: no leave, no offline, active again. A room he closed
+	// while offline is left on the resume.
+	b.do(chromedp.Evaluate[chromedp.Void](`window.side = window.presenceClient.room('side')`))
+	b.waitJS(t, 3*time.Second, "bob in room side", `window.side.me !== null`)
 	bobNet.cut()
 	dropped := time.Now()
 	a2.expect(t, 3*time.Second, "bob reconnecting", func(v demoView) bool { return v.shows("bob", "stale", 1, true) })
 	b.expect(t, 5*time.Second, "bob's page says the connection is lost", func(v demoView) bool {
 		return v.Status == "reconnecting" && strings.Contains(v.StatusText, "reconnecting")
 	})
+	b.waitJS(t, time.Second, "bob's room not synced while disconnected", `!window.presenceRoom.synced`)
+	b.do(chromedp.Evaluate[chromedp.Void](`window.side.close()`))
 	bobNet.restore()
 	b.expect(t, browserGrace, "bob's session resumed", func(v demoView) bool {
 		return v.Status == "open" && v.logged("session resumed")
 	})
 	a2.expect(t, 3*time.Second, "bob back", func(v demoView) bool {
 		return v.shows("bob", "active", 1, true) && v.counts(2, 2, 2, 2)
+	})
+	waitFor(t, 3*time.Second, "bob out of room side (closed while offline)", func() bool {
+		_, body := get(t, n1.base()+"/v1/rooms/side/members")
+		return !strings.Contains(body, `"bob"`)
 	})
 	t.Logf("dropped network → resumed after %v", time.Since(dropped).Round(time.Millisecond))
 
@@ -745,6 +784,7 @@ type dashRow struct {
 
 type dashView struct {
 	Status string    `json:"status"`
+	Error  string    `json:"error"`
 	Leader string    `json:"leader"`
 	Nodes  []dashRow `json:"nodes"`
 	Rooms  []dashRow `json:"rooms"`
@@ -753,6 +793,7 @@ type dashView struct {
 
 const dashViewJS = `JSON.stringify((() => ({
 	status: document.getElementById('status').dataset.status,
+	error: document.getElementById('error').innerText,
 	leader: document.getElementById('stat-leader').innerText,
 	nodes: [...document.querySelectorAll('#nodes tr')].map((tr) => ({ name: tr.dataset.node, state: tr.dataset.state, sessions: +tr.dataset.sessions, text: tr.innerText })),
 	rooms: [...document.querySelectorAll('#rooms tr[data-room]')].map((tr) => ({ name: tr.dataset.room, text: tr.innerText })),
@@ -985,7 +1026,8 @@ func TestBrowserReact(t *testing.T) {
 
 // With tokens on, the demo page connects with a pasted token (presence.js
 // sends it in hello): the user is the token's subject, not the typed name;
-// the dashboard reads /v1/cluster with ?token=.
+// the dashboard reads /v1/cluster with ?token= (an admin token: the
+// cluster view needs caps.admin).
 func TestBrowserToken(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test")
@@ -995,7 +1037,12 @@ func TestBrowserToken(t *testing.T) {
 	n := startProcWith(t, procOpts{name: "t1", grace: browserGrace, profile: "local", dataDir: filepath.Join(t.TempDir(), "t1"),
 		args: []string{"--auth-hs256-secret", secret}})
 	n.waitUp(t)
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "carol", "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(secret))
+	exp := time.Now().Add(time.Hour).Unix()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "carol", "exp": exp}).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminTok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "admin", "exp": exp, "caps": map[string]any{"admin": true}}).SignedString([]byte(secret))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1005,6 +1052,13 @@ func TestBrowserToken(t *testing.T) {
 		chromedp.Navigate(n.base()+"/"),
 		chromedp.WaitVisible(chromedp.ID("name")),
 		chromedp.SendKeys(chromedp.ID("name"), "mallory"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('token').value = 'not-a-token'`),
+		chromedp.Click(chromedp.ID("join")),
+	)
+	c.waitJS(t, 5*time.Second, "a bad token refused", `document.getElementById('join-error').innerText.includes('unauthorized') &&
+		document.getElementById('status').dataset.status === 'closed'`)
+	// The form can be sent again, with a good token.
+	c.do(
 		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.getElementById('token').value = %q`, tok)),
 		chromedp.Click(chromedp.ID("join")),
 	)
@@ -1014,8 +1068,17 @@ func TestBrowserToken(t *testing.T) {
 		return v.Status == "open" && ok && !named && strings.Contains(u.Text, "(you)") && v.counts(1, 1, 1, 1)
 	})
 	d := ch.person("admin").newTab("dashboard")
-	d.do(chromedp.Navigate(n.base() + "/dashboard?token=" + url.QueryEscape(tok)))
+	d.do(chromedp.Navigate(n.base() + "/dashboard?token=" + url.QueryEscape(adminTok)))
 	d.expectDash(t, 5*time.Second, "the dashboard with a token", func(v dashView) bool {
 		return v.Status == "open" && v.node("t1").State == "alive" && strings.Contains(v.room("lobby").Text, "1")
 	})
+
+	// A leave naming this session (the server took it out, e.g. kicked,
+	// simulated here): the room is no longer entered and typing() sends nothing.
+	c.do(chromedp.Evaluate[chromedp.Void](`(() => {
+		const r = window.presenceRoom;
+		r._onEvent({ type: 'leave', room: r.id, version: r.version + 1, session: r.client.session, user: 'carol', reason: 'kicked' });
+		r.typing();
+	})()`))
+	c.waitJS(t, time.Second, "not entered after being taken out", `!window.presenceRoom.entered && window.presenceRoom._typingSentAt === 0`)
 }

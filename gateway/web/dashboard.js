@@ -46,8 +46,20 @@ client.on('welcome', (w) => feed(w.resumed ? `events: reconnected to ${w.node}` 
 client.on('error', (e) => { $('error').textContent = `${e.code}: ${e.message}`; });
 
 const followed = new Map(); // room → Room
+
+// followOnly follows the rooms given (the busiest) and no others.
+function followOnly(roomIds) {
+  const keep = new Set(roomIds.slice(0, MAX_ROOMS));
+  for (const [roomId, r] of followed) {
+    if (keep.has(roomId)) continue;
+    followed.delete(roomId);
+    r.close();
+  }
+  for (const roomId of keep) follow(roomId);
+}
+
 function follow(roomId) {
-  if (followed.has(roomId) || followed.size >= MAX_ROOMS) return;
+  if (followed.has(roomId)) return;
   const r = client.room(roomId, { enter: false });
   followed.set(roomId, r);
   r.on('online', (ev) => feed(`${ev.user} came online in ${roomId}`, 'online'));
@@ -118,7 +130,7 @@ async function poll() {
     diff(body);
     prev = body;
     renderCluster(body);
-    for (const r of body.rooms) follow(r.room);
+    followOnly(body.rooms.map((r) => r.room)); // busiest first
   } catch (err) {
     $('error').textContent = `cannot read /v1/cluster: ${err.message}`;
   }

@@ -98,7 +98,8 @@ function join(name, roomId, token) {
   localStorage.setItem('presence-demo-name', name);
   const opts = { user: name, location: document.visibilityState === 'visible' ? roomId : '' };
   if (token) opts.token = token;
-  client = connect(opts);
+  const c = connect(opts);
+  client = c;
   // Exposed for the browser tests and for poking around in the console.
   window.presenceClient = client;
   setStatus(client.status);
@@ -128,7 +129,11 @@ function join(name, roomId, token) {
     room.on('leave', (ev) => log(`${ev.user || 'someone'} left a tab (${ev.reason})`));
     render();
     document.title = `${roomId} · presenced demo`;
-  }, () => {});
+  }, () => {
+    // Stopped before joining (a bad token, say; the error is shown): the
+    // form can be sent again.
+    if (client === c) client = null;
+  });
   document.addEventListener('visibilitychange', syncLocation);
 }
 
@@ -140,6 +145,7 @@ $('join-form').addEventListener('submit', (e) => {
   const url = new URL(location.href);
   url.searchParams.set('room', roomId);
   history.replaceState(null, '', url);
+  $('join-error').textContent = '';
   join(name, roomId, $('token').value.trim());
 });
 

@@ -24,6 +24,12 @@ export interface PresenceView {
   client: PresenceClient;
 }
 
+/**
+ * The client shared by hooks with the same url, user and token (created on
+ * first use), or options.client. The hooks close a shared client when the
+ * last of them using it unmounts; a client given as options.client is the
+ * app's to close.
+ */
 export function getClient(options?: PresenceHookOptions): PresenceClient;
 export function usePresence(room: string, options?: PresenceHookOptions): PresenceView;
 export function useRoomUsers(room: string, options?: PresenceHookOptions): RoomUser[];

@@ -11,12 +11,15 @@
 //
 // Hooks that name the same connection options share one client (one
 // session per tab), and hooks on the same room share its handle: the room
-// is entered while at least one of them is mounted.
+// is entered while at least one of them is mounted. A shared client is
+// closed when the last hook using it unmounts (or moves to other options,
+// e.g. a refreshed token string), so an old session does not linger.
 
 import { useCallback, useEffect, useMemo, useSyncExternalStore } from 'react';
 import { PresenceClient, typingText } from './presence.js';
 
 const clients = new Map(); // key → PresenceClient
+const shared = new WeakMap(); // a client made by getClient → {key, refs}
 const holds = new WeakMap(); // Room → {refs, entered}
 
 /**
@@ -34,8 +37,31 @@ export function getClient(options = {}) {
     const { client: _c, data: _d, enter: _e, ...clientOptions } = options;
     c = new PresenceClient(clientOptions);
     clients.set(key, c);
+    shared.set(c, { key, refs: 0, closed: false });
   }
   return c;
+}
+
+// retain counts the hooks using a client made by getClient; the last one to
+// let go closes it and forgets it. Letting go waits a tick, as in hold.
+function retain(client) {
+  const s = shared.get(client);
+  if (!s) return undefined; // options.client: the app's to close
+  if (s.refs++ === 0 && s.closed) {
+    // Closed just before this hook mounted (it rendered with it earlier): open it again.
+    s.closed = false;
+    if (!clients.has(s.key)) clients.set(s.key, client);
+    client.connect().catch(() => {});
+  }
+  return () => {
+    s.refs--;
+    setTimeout(() => {
+      if (s.refs > 0) return;
+      if (clients.get(s.key) === client) clients.delete(s.key);
+      s.closed = true;
+      client.close();
+    }, 0);
+  };
 }
 
 // hold counts the components using a room: it is subscribed while any is
@@ -72,6 +98,7 @@ export function usePresence(roomId, options = {}) {
   const enter = options.enter !== false;
   const room = useMemo(() => client.room(roomId, { enter: false, subscribe: false }), [client, roomId]);
   const dataKey = JSON.stringify(options.data ?? null);
+  useEffect(() => retain(client), [client]);
   useEffect(() => hold(room, enter, options.data), [room, enter]); // eslint-disable-line react-hooks/exhaustive-deps
   useEffect(() => {
     if (enter && options.data !== undefined && room.entered) room.update(options.data).catch(() => {});

@@ -175,7 +175,9 @@ export class Room extends Emitter {
   readonly client: PresenceClient;
   readonly id: string;
   readonly version: number;
+  /** The member list is a live copy (false before the snapshot and while disconnected). */
   readonly synced: boolean;
+  /** This session is (or is about to be) in the room; false once the server takes it out (kicked). */
   readonly entered: boolean;
   readonly members: Member[];
   readonly users: RoomUser[];
@@ -192,6 +194,7 @@ export class Room extends Emitter {
   leave(): Promise<void>;
   subscribe(): void;
   unsubscribe(): void;
+  /** Leaves, unsubscribes and forgets the room; a leave made while disconnected is sent on reconnect. */
   close(): Promise<void>;
   /** Call on every keystroke (throttled); false stops. */
   typing(on?: boolean): void;

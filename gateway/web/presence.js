@@ -171,6 +171,8 @@ export class PresenceClient extends Emitter {
     this.location = options.location ?? '';
     /** @type {Map<string, Room>} */
     this.rooms = new Map();
+    /** @type {Set<Room>} closed rooms whose leave the server has not acknowledged yet */
+    this._closing = new Set();
 
     this._ws = null;
     this._resumeToken = null;
@@ -183,9 +185,10 @@ export class PresenceClient extends Emitter {
     this._activityTimer = null;
     this._hidden = false;
     this._stopped = true;
+    this._gen = 0; // counts _open calls: a newer one (or close) makes an older one stale
     this._openWaiters = [];
     this._installPageHooks();
-    if (this.options.autoConnect) this.connect();
+    if (this.options.autoConnect) this.connect().catch(() => {}); // failures are emitted as 'error'
   }
 
   /**
@@ -214,6 +217,7 @@ export class PresenceClient extends Emitter {
    */
   close(reason) {
     this._stopped = true;
+    this._gen++; // an _open waiting for its token gives up
     const ws = this._ws;
     if (ws && ws.readyState === 1 && this.status === 'open') {
       try {
@@ -222,6 +226,8 @@ export class PresenceClient extends Emitter {
     }
     this._teardown(1000, 'closed by client');
     this._resumeToken = null;
+    // The session is over, and with it every room it was in.
+    for (const room of this._closing) room._ack(room._want);
     this._setStatus('closed');
     const err = new PresenceError('closed', 'client closed');
     for (const w of this._openWaiters.splice(0)) w.reject(err);
@@ -271,12 +277,18 @@ export class PresenceClient extends Emitter {
    * @returns {Promise<any>}
    */
   call(msg) {
-    if (this.status !== 'open') return Promise.reject(new PresenceError('not_connected', 'not connected'));
+    return this._request(msg).reply;
+  }
+
+  /** call, also giving the message's id. @returns {{id: number, reply: Promise<any>}} */
+  _request(msg) {
+    if (this.status !== 'open') return { id: 0, reply: Promise.reject(new PresenceError('not_connected', 'not connected')) };
     const id = this._nextID++;
-    return new Promise((resolve, reject) => {
+    const reply = new Promise((resolve, reject) => {
       this._pending.set(id, { resolve, reject });
       this._send({ ...msg, id });
     });
+    return { id, reply };
   }
 
   /**
@@ -300,16 +312,20 @@ export class PresenceClient extends Emitter {
 
   async _open() {
     if (this._stopped) return;
+    const gen = ++this._gen;
     this._setStatus(this._attempt === 0 && !this._resumeToken ? 'connecting' : 'reconnecting');
     let token = this.options.token;
     try {
       if (typeof token === 'function') token = await token();
     } catch (err) {
+      if (gen !== this._gen) return;
       this.emit('error', new PresenceError('token', 'getting a token failed: ' + (err?.message || err)));
       this._scheduleReconnect();
       return;
     }
-    if (this._stopped) return;
+    // Closed, or closed and connected again, while the token was coming:
+    // the newer _open (if any) connects.
+    if (this._stopped || gen !== this._gen) return;
     const WS = this.options.WebSocket || globalThis.WebSocket;
     let ws;
     try {
@@ -326,6 +342,7 @@ export class PresenceClient extends Emitter {
       if (this._ws === ws) this._connectionLost(4000, 'connect timeout');
     });
     ws.onopen = () => {
+      if (this._ws !== ws) return;
       const hello = {
         type: 'hello', id: helloID,
         device: this.options.device || { kind: 'web', platform: browserPlatform() },
@@ -416,7 +433,9 @@ export class PresenceClient extends Emitter {
     this._hidden = this.options.detectActivity && typeof document !== 'undefined' && document.visibilityState === 'hidden';
     if (this._hidden) this._send({ type: 'activity', state: 'hidden' });
     this._activitySentAt = Date.now();
-    for (const room of this.rooms.values()) room._onWelcome(resumed);
+    // Closed rooms first: a leave made while offline goes before an enter
+    // of a new handle for the same room.
+    for (const room of this._allRooms()) room._onWelcome(resumed);
     this.emit('welcome', msg);
     for (const w of this._openWaiters.splice(0)) w.resolve(msg);
   }
@@ -435,20 +454,18 @@ export class PresenceClient extends Emitter {
     const err = new PresenceError('disconnected', 'connection lost');
     for (const p of this._pending.values()) p.reject(err);
     this._pending.clear();
-    for (const room of this.rooms.values()) room._onDisconnect();
+    for (const room of this._allRooms()) room._onDisconnect();
     this.emit('close', { code, reason });
     if (this._stopped) return;
 
     let delay;
-    if (code === 1000 && reason !== 'reconnecting') {
-      // The server ended the session after our close (or a clean close).
-      this._resumeToken = null;
-    }
     if (code === 4100 || code === 4102 || code === 4101) {
-      // Not worth retrying as is: a new token (a token function) may help.
+      // Not worth retrying as is. Only an expired token has a remedy here: a
+      // token function gets a fresh one. After 4100 (missing or invalid
+      // token) PROTOCOL.md says not to reconnect until something changes.
       const e = new PresenceError(code === 4101 ? 'token_expired' : code === 4100 ? 'unauthorized' : 'protocol_error', reason || 'closed ' + code);
       this.emit('error', e);
-      if (typeof this.options.token !== 'function' || code === 4102) {
+      if (code !== 4101 || typeof this.options.token !== 'function') {
         this._stopped = true;
         this._setStatus('closed');
         for (const w of this._openWaiters.splice(0)) w.reject(e);
@@ -457,12 +474,15 @@ export class PresenceClient extends Emitter {
     }
     if (code === 4103) {
       // The session was ended by the server, or resumed elsewhere: open a
-      // new one (rooms are entered again on welcome).
+      // new one (rooms are entered again on welcome). Any other close
+      // (even a 1000, which a proxy may send) leaves the session to resume.
       this._resumeToken = null;
     }
     if (code === 1012) {
+      // The node is draining: come back after retry_ms, spread out so its
+      // clients do not all arrive at the next node at once.
       const m = /retry_ms=(\d+)/.exec(reason || '');
-      if (m) delay = Number(m[1]);
+      if (m) delay = Number(m[1]) + Math.random() * Math.max(Number(m[1]) / 2, this.options.minReconnectDelay);
     }
     if (code === 4002) this._attempt = Math.max(this._attempt, 4); // flood: back off harder
     this._scheduleReconnect(delay);
@@ -491,6 +511,7 @@ export class PresenceClient extends Emitter {
   _teardown(code, reason) {
     for (const name of Object.keys(this._timers)) this._clearTimer(name);
     clearTimeout(this._activityTimer);
+    this._activityTimer = null;
     const ws = this._ws;
     this._ws = null;
     if (ws) {
@@ -502,7 +523,12 @@ export class PresenceClient extends Emitter {
     const err = new PresenceError('closed', 'client closed');
     for (const p of this._pending.values()) p.reject(err);
     this._pending.clear();
-    for (const room of this.rooms.values()) room._onDisconnect();
+    for (const room of this._allRooms()) room._onDisconnect();
+  }
+
+  /** The closed rooms still leaving, then the open ones. */
+  _allRooms() {
+    return [...this._closing, ...this.rooms.values()];
   }
 
   _send(msg) {
@@ -556,7 +582,7 @@ export class PresenceClient extends Emitter {
     window.addEventListener('pageshow', (e) => {
       if (e.persisted && this._bfcached) {
         this._bfcached = false;
-        this.connect(); // a new session: the old one ended on pagehide
+        this.connect().catch(() => {}); // a new session: the old one ended on pagehide
       }
     });
     window.addEventListener('online', () => this._reconnectNow());
@@ -612,6 +638,7 @@ export class Room extends Emitter {
     this._typing = new Map();
     this._subscribed = false;
     this._resyncing = false;
+    this._subscribeID = 0; // the id of the subscribe whose snapshot is awaited
     // Membership: what the app wants (desired) and what the server has
     // acknowledged; ops are numbered so replies settle the right promises.
     this._want = { entered: false, data: undefined, seq: 0 };
@@ -726,25 +753,36 @@ export class Room extends Emitter {
   unsubscribe() {
     if (!this._subscribed) return;
     this._subscribed = false;
+    this._resyncing = false; // a snapshot still coming is not applied; subscribe asks again
     this.synced = false;
     if (this.client.status === 'open') this.client.call({ type: 'unsubscribe', room: this.id }).catch(() => {});
     this._changed();
   }
 
-  /** Leaves, unsubscribes and forgets the room. */
+  /**
+   * Leaves, unsubscribes and forgets the room (client.room(id) makes a new
+   * handle). A leave the server has not acknowledged, e.g. made while
+   * disconnected, is still sent on the next welcome.
+   */
   close() {
+    const c = this.client;
     const p = this.leave();
     this.unsubscribe();
-    this.client.rooms.delete(this.id);
-    return p.catch(() => {});
+    if (c.rooms.get(this.id) === this) c.rooms.delete(this.id);
+    c._closing.add(this);
+    const done = () => { c._closing.delete(this); };
+    return p.then(done, done);
   }
 
   _resync() {
     if (!this._subscribed || this.client.status !== 'open' || this._resyncing) return;
     this._resyncing = true;
-    this.client.call({ type: 'subscribe', room: this.id }).then(
+    const { id, reply } = this.client._request({ type: 'subscribe', room: this.id });
+    this._subscribeID = id;
+    reply.then(
       () => {}, // applied by _onSnapshot as it arrived
       (err) => {
+        if (this._subscribeID !== id) return; // an older subscribe
         this._resyncing = false;
         if (err.code !== 'disconnected' && err.code !== 'closed') this.client.emit('error', err);
       },
@@ -752,7 +790,9 @@ export class Room extends Emitter {
   }
 
   _onSnapshot(s) {
-    if (!this._resyncing) return; // not one we asked for
+    // Only the answer to the latest subscribe: an earlier one may predate an
+    // unsubscribe, and the events after it are not coming.
+    if (!this._resyncing || s.id !== this._subscribeID) return;
     this._resyncing = false;
     if (this._subscribed) this._applySnapshot(s);
   }
@@ -786,6 +826,9 @@ export class Room extends Emitter {
       case 'leave':
         this._members.delete(ev.session);
         this._typing.delete(ev.session);
+        // This session left with none of our own ops in flight: the server
+        // took it out (kicked). Not entered any more, so typing() stops.
+        if (ev.session === this.client.session && !this._inflight) this._removed();
         break;
       case 'typing':
         if (ev.typing) this._typing.set(ev.session, ev.user || ev.session);
@@ -808,13 +851,26 @@ export class Room extends Emitter {
     this._resync();
   }
 
+  _removed() {
+    this._forgetTyping();
+    this._acked = { entered: false, data: undefined, seq: this._acked.seq };
+    this._want = { entered: false, data: undefined, seq: this._want.seq };
+    this._flush(); // settles any waiter
+  }
+
   _onDisconnect() {
     this._inflight = 0;
     this._resyncing = false;
+    this.synced = false; // events missed while disconnected: resubscribed on welcome
+    this._forgetTyping();
+    this._changed();
+  }
+
+  /** Stops typing here, without telling the server (it no longer counts us as typing). */
+  _forgetTyping() {
     clearTimeout(this._typingStop);
     this._typingStop = null;
     this._typingSentAt = 0;
-    this._changed();
   }
 
   // ---- typing ----
