@@ -74,7 +74,7 @@ bench: ## the performance report (≤ 15 min): Go benchmarks of the hot paths, t
 fuzz: ## run every fuzz target for FUZZTIME each
 	@for pkg in ./crdt ./session ./gateway ./cluster ./cmd/presenced; do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -timeout 0 $$pkg; \
 	  done; done
 
 N ?= 3
