@@ -35,6 +35,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept wrote the HTTP error
 	}
+	// The hijacked socket is ours to close: coder/websocket does not close
+	// it when a read fails (the peer went away without a close frame), and
+	// every such connection would keep its file descriptor for good.
+	defer ws.CloseNow()
 	ws.SetReadLimit(int64(s.cfg.MaxFrameBytes))
 	c := newConn(s, ws, context.Background())
 	defer c.stop()

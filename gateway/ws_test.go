@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -367,4 +369,38 @@ func TestWSSlowConsumerIsDroppedOthersUnaffected(t *testing.T) {
 	if code != -1 && code != CloseSlowConsumer {
 		t.Fatalf("slow consumer closed with %d", code)
 	}
+}
+
+// A peer that goes away without a close frame (a crash, a dropped network)
+// must not leave its socket open on the server: every connection's file
+// descriptor is released once its handler ends. (Found by the load
+// generator: a node kept 564 dead sockets and ran out of files.)
+func TestWSAbruptCloseReleasesTheSocket(t *testing.T) {
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd: ", err)
+		}
+		return len(ents)
+	}
+	n := newTestNode(t, nodeOpts{})
+	ctx := ctxT(t)
+	warm := n.dial(client.Options{User: "warm"}) // the server's listener and pollers are open
+	warm.Drop()
+	before := fds()
+	var cs []*client.Client
+	for i := 0; i < 20; i++ {
+		c := n.dial(client.Options{User: fmt.Sprintf("crash%d", i)})
+		if err := c.Enter(ctx, "room", nil); err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	if got := fds(); got < before+20 {
+		t.Fatalf("fds %d → %d with 20 connections open", before, got)
+	}
+	for _, c := range cs {
+		c.Drop() // closes the TCP connection with no close frame
+	}
+	eventually(t, "the server closes the sockets of peers gone without a close frame", func() bool { return fds() <= before })
 }
