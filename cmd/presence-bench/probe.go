@@ -39,6 +39,8 @@ func stampOf(msg []byte) (time.Time, bool) {
 // subscriber opens a connection to node n that subscribes to rooms and
 // hands every message to onMsg (in the connection's read goroutine).
 func subscriber(ctx context.Context, n *node, user string, rooms []string, onMsg func([]byte)) (*client.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second) // for the dial and the subscribes
+	defer cancel()
 	c, err := client.Dial(ctx, n.ws(), client.Options{User: user, Tap: func(b []byte) bool {
 		if len(b) > 0 && bytes.Contains(b[:min(len(b), 40)], []byte(`"type":"`)) && !bytes.Contains(b[:min(len(b), 60)], []byte(`"id"`)) {
 			onMsg(b)
@@ -63,12 +65,21 @@ func subscriber(ctx context.Context, n *node, user string, rooms []string, onMsg
 func writers(ctx context.Context, n *node, room, prefix string, count int, rate float64, sent *atomic.Int64) (func(), error) {
 	var cs []*client.Client
 	for i := 0; i < count; i++ {
-		c, err := client.Dial(ctx, n.ws(), client.Options{User: fmt.Sprintf("%s%d", prefix, i), EventBuffer: 1})
-		if err != nil {
-			return nil, err
+		// A node out of files accepts nothing and a dial would wait for ever:
+		// bounded, it is an error in the report instead of a stalled run.
+		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		c, err := client.Dial(dctx, n.ws(), client.Options{User: fmt.Sprintf("%s%d", prefix, i), EventBuffer: 1})
+		if err == nil {
+			if err = c.Enter(dctx, room, map[string]any{"t": time.Now().UnixNano()}); err != nil {
+				c.Drop()
+			}
 		}
-		if err := c.Enter(ctx, room, map[string]any{"t": time.Now().UnixNano()}); err != nil {
-			return nil, err
+		cancel()
+		if err != nil {
+			for _, c := range cs {
+				c.Drop()
+			}
+			return nil, fmt.Errorf("writer %d of %d on %s: %w", i+1, count, n.name, err)
 		}
 		cs = append(cs, c)
 	}
