@@ -11,9 +11,12 @@ import (
 )
 
 // TestMain fails the package if any test leaves a goroutine behind: raft
-// shuts down cleanly, so no raft goroutine is ignored.
+// shuts down cleanly, so no raft goroutine is ignored. One memberlist
+// goroutine is: Shutdown does not wait for a probe in flight, which sits in
+// probeNode until its ack times out (up to the probe interval) and then
+// ends by itself (seen once in CI, at the end of the package's run).
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
 }
 
 // scaled stretches a test deadline under the race detector, which slows
