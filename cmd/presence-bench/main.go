@@ -40,6 +40,7 @@ type config struct {
 	updates      float64
 	typing       float64
 	seedBaseline bool
+	keep         bool
 	kill         bool
 	jsonOut      string
 	mdOut        string
@@ -87,6 +88,7 @@ func main() {
 	flag.StringVar(&c.mdOut, "md", "", "write the report as markdown here")
 	flag.StringVar(&c.nodeArgs, "node-args", "", "extra flags for every node (space-separated)")
 	flag.StringVar(&c.goBench, "go-bench", "", "output of `go test -bench` to put in the report as a table")
+	flag.BoolVar(&c.keep, "keep", false, "keep the nodes' data directories and logs (the path is printed)")
 	flag.StringVar(&c.phases, "phases", "seed,prop,fanout,churn,kill", "phases to run after connecting and the idle measurement")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -167,7 +169,11 @@ func run(ctx context.Context, c config) (*results, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	if c.keep {
+		progress("node data and logs kept in %s", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 
 	progress("starting %d nodes (%s)", c.nodes, c.bin)
 	nodes, err := startNodes(c.bin, dir, c.nodes, strings.Fields(c.nodeArgs))

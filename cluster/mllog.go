@@ -1,0 +1,47 @@
+package cluster
+
+import (
+	"bytes"
+	"log"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// memberlistLogger turns memberlist's standard-library log lines, which
+// carry their level as a "[WARN] " style prefix, into zap entries at that
+// level: its warnings and errors (a refuted suspicion, probes that failed
+// over UDP but not TCP, a push/pull that failed) reach the node's log, and
+// its per-connection [DEBUG] lines only at debug level.
+func memberlistLogger(l *zap.Logger) *log.Logger {
+	return log.New(mlWriter{l}, "", 0)
+}
+
+type mlWriter struct{ l *zap.Logger }
+
+var mlLevels = []struct {
+	prefix []byte
+	level  zapcore.Level
+}{
+	{[]byte("[DEBUG] "), zapcore.DebugLevel},
+	{[]byte("[INFO] "), zapcore.InfoLevel},
+	{[]byte("[WARN] "), zapcore.WarnLevel},
+	{[]byte("[ERR] "), zapcore.ErrorLevel},
+	{[]byte("[ERROR] "), zapcore.ErrorLevel},
+}
+
+func (w mlWriter) Write(p []byte) (int, error) {
+	msg := bytes.TrimRight(p, "\n")
+	level := zapcore.InfoLevel
+	for _, lv := range mlLevels {
+		if bytes.HasPrefix(msg, lv.prefix) {
+			level, msg = lv.level, msg[len(lv.prefix):]
+			break
+		}
+	}
+	msg = bytes.TrimPrefix(msg, []byte("memberlist: "))
+	if ce := w.l.Check(level, string(msg)); ce != nil {
+		ce.Write()
+	}
+	return len(p), nil
+}
