@@ -60,6 +60,7 @@ func TestParseGoBench(t *testing.T) {
 BenchmarkMergeDelta10Into100k-2   	  250000	      4612 ns/op	         4.612 µs/op
 BenchmarkMetaPut-2                	    5000	    540000 ns/op	         0.5 p50-ms	         1.8 p99-ms	         1850 ops/s
 BenchmarkMemoryPerEntry           	       1	 900000000 ns/op	       235.0 B/entry
+BenchmarkDeltaSince/limit256-2    	  111360	     10521 ns/op	   27264 B/op	       1 allocs/op
 PASS
 `
 	if err := os.WriteFile(p, []byte(out), 0o644); err != nil {
@@ -73,7 +74,7 @@ PASS
 		t.Fatalf("parsed %v", got)
 	}
 	table := goBenchTable(got)
-	for _, want := range []string{"| MergeDelta10Into100k |", "4.6 µs", "| MetaPut |", "met", "| HTTPRoomMembers10k | room of 10k: `GET /v1/rooms/{room}/members` over HTTP | ≤ 10 ms | not run"} {
+	for _, want := range []string{"| MergeDelta10Into100k |", "4.6 µs", "| DeltaSince/limit256 |", "10.5 µs", "| MetaPut |", "met", "| HTTPRoomMembers10k | room of 10k: `GET /v1/rooms/{room}/members` over HTTP | ≤ 10 ms | not run"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}

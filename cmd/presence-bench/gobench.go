@@ -69,8 +69,10 @@ func human(ns float64) string {
 var goRows = []goRow{
 	{"MergeDelta10Into100k", "merge a 10-change delta into a 100k-entry replica", "≤ 100 µs", "Phoenix.Tracker 137 ms", nsTarget(100e3)},
 	{"MergeDelta10Into100kWire", "same, with the wire decode", "≤ 100 µs", "", nsTarget(100e3)},
-	{"DeltaSince", "delta extraction (entries of one origin after a sequence number)", "", "", nsOnly},
-	{"DeltaCodec10", "delta of 10 changes: encode + decode", "", "", nsOnly},
+	{"DeltaSince/tail10", "delta extraction: the last 10 entries of one origin after a sequence number", "", "", nsOnly},
+	{"DeltaSince/limit256", "delta extraction: 256 entries of one origin (a pull answer's page)", "", "", nsOnly},
+	{"DeltaCodec10/marshal", "delta of 10 changes: encode", "", "", nsOnly},
+	{"DeltaCodec10/unmarshal", "delta of 10 changes: decode", "", "", nsOnly},
 	{"MemoryPerEntry", "memory per replicated entry (1M entries)", "≤ 300 B", "", func(g goBench) (string, bool, string) {
 		v := g["B/entry"]
 		return fmt.Sprintf("%.0f B", v), v <= 300, fmt.Sprintf("%.2f× the target", v/300)
