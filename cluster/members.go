@@ -188,7 +188,7 @@ func New(cfg Config) (*Cluster, error) {
 	mc.Label = cfg.Label
 	mc.Delegate = delegate{c}
 	mc.Events = events{c}
-	mc.Logger = memberlistLogger(cfg.Logger.Named("memberlist"))
+	mc.Logger = memberlistLogger(cfg.Logger.Named("memberlist"), &c.closed)
 	// Several boots of one node name never collide: the memberlist name
 	// carries the boot epoch. Reclaim dead names quickly anyway.
 	mc.DeadNodeReclaimTime = 30 * time.Second

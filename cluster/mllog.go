@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"log"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -12,12 +13,17 @@ import (
 // carry their level as a "[WARN] " style prefix, into zap entries at that
 // level: its warnings and errors (a refuted suspicion, probes that failed
 // over UDP but not TCP, a push/pull that failed) reach the node's log, and
-// its per-connection [DEBUG] lines only at debug level.
-func memberlistLogger(l *zap.Logger) *log.Logger {
-	return log.New(mlWriter{l}, "", 0)
+// its per-connection [DEBUG] lines only at debug level. Once closed is
+// set, lines are dropped: memberlist's Shutdown does not wait for a probe in
+// flight, which may still log after the cluster (and a test) has ended.
+func memberlistLogger(l *zap.Logger, closed *atomic.Bool) *log.Logger {
+	return log.New(mlWriter{l, closed}, "", 0)
 }
 
-type mlWriter struct{ l *zap.Logger }
+type mlWriter struct {
+	l      *zap.Logger
+	closed *atomic.Bool
+}
 
 var mlLevels = []struct {
 	prefix []byte
@@ -31,6 +37,9 @@ var mlLevels = []struct {
 }
 
 func (w mlWriter) Write(p []byte) (int, error) {
+	if w.closed != nil && w.closed.Load() {
+		return len(p), nil
+	}
 	msg := bytes.TrimRight(p, "\n")
 	level := zapcore.InfoLevel
 	for _, lv := range mlLevels {

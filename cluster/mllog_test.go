@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"sync/atomic"
 	"testing"
 
 	"go.uber.org/zap"
@@ -11,12 +12,15 @@ import (
 // memberlist's "[LEVEL] memberlist: ..." lines keep their level in zap.
 func TestMemberlistLoggerLevels(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
-	l := memberlistLogger(zap.New(core))
+	var closed atomic.Bool
+	l := memberlistLogger(zap.New(core), &closed)
 	l.Printf("[DEBUG] memberlist: Stream connection from=127.0.0.1:1")
 	l.Printf("[INFO] memberlist: Suspect b2 has failed, no acks received")
 	l.Printf("[WARN] memberlist: Refuting a suspect message (from: b1)")
 	l.Printf("[ERR] memberlist: Failed to send ping: boom")
 	l.Printf("no prefix")
+	closed.Store(true)
+	l.Printf("[INFO] memberlist: Marking b1 as failed, suspect timeout reached (after Shutdown)")
 	got := logs.AllUntimed()
 	want := []struct {
 		level zapcore.Level
