@@ -70,7 +70,10 @@ func newMetrics(reg *prometheus.Registry, e *session.Engine, s *Server) *metrics
 	gauge("presenced_replicated_tombstones", "Removals kept until every replica holds them.", func(st session.Stats) float64 { return float64(st.Tombstones) })
 	counter("presenced_events_total", "Room events emitted.", func(st session.Stats) float64 { return float64(st.Events) })
 	counter("presenced_event_deliveries_total", "Room events handed to subscribers.", func(st session.Stats) float64 { return float64(st.Deliveries) })
-	f(collectors.NewGoCollector())
+	// The default Go metrics plus the scheduler's latency histogram
+	// (go_sched_latencies_seconds): how long ready goroutines wait to run,
+	// which is what delays gossip acks on a saturated node.
+	f(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsScheduler)))
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
