@@ -58,6 +58,17 @@ test-browser-broken: ## the browser tests against a deliberately broken presence
 	  if grep -q -- '--- FAIL: TestBrowserPresence' $$out; then echo "test-browser-broken: the browser test caught the broken presence.js, as it must"; rm -f $$out; \
 	  else echo "test-browser-broken: the broken presence.js got through the browser test"; rm -f $$out; exit 1; fi
 
+test-short: ## tests without -race (quick local loop)
+	$(GO) test -count=1 ./...
+
+vet: ## go vet and gofmt check
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+tidy-check: ## fail if go.mod/go.sum are not tidy (go mod tidy -diff changes nothing)
+	@$(GO) mod tidy -diff > /dev/null || { echo "go.mod/go.sum drift: run 'go mod tidy' and commit"; $(GO) mod tidy -diff; exit 1; }
+
 smoke: build ## start a node on free ports and run scripts/smoke.sh (the README tour) against it
 	@dir=$$(mktemp -d); \
 	  ./$(BIN)/presenced --listen 127.0.0.1:0 --raft-addr 127.0.0.1:0 --gossip-addr 127.0.0.1:0 --data-dir $$dir --node-name smoke \

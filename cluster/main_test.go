@@ -16,7 +16,8 @@ import (
 // probeNode until its ack times out (up to the probe interval) and then
 // ends by itself (seen once in CI, at the end of the package's run).
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+		goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).sendPingAndWaitForAck"))
 }
 
 // scaled stretches a test deadline under the race detector, which slows

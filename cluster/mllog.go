@@ -17,7 +17,8 @@ import (
 // set, lines are dropped: memberlist's Shutdown does not wait for a probe in
 // flight, which may still log after the cluster (and a test) has ended.
 func memberlistLogger(l *zap.Logger, closed *atomic.Bool) *log.Logger {
-	return log.New(mlWriter{l, closed}, "", 0)
+	// Every line would name this file as its caller: leave the caller out.
+	return log.New(mlWriter{l.WithOptions(zap.WithCaller(false)), closed}, "", 0)
 }
 
 type mlWriter struct {

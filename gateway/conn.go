@@ -80,8 +80,9 @@ func (c *conn) finishLocked() {
 }
 
 // stop ends the connection: it cancels its context and waits until no
-// write is in progress (a running flusher notices the cancel after its
-// current write, which the context also cuts short).
+// write is in progress. A running flusher notices the cancel after its
+// current write, which the context cuts short, or after its close
+// handshake, which coder/websocket bounds by itself (5 s each way).
 func (c *conn) stop() {
 	c.cancel()
 	c.mu.Lock()

@@ -366,7 +366,10 @@ func measureKill(ctx context.Context, nodes []*node, victim *node, victimPrefix 
 	k := time.Unix(0, killedAt.Load())
 	for name, t := range tallies {
 		t.mu.Lock()
-		if len(t.seen) >= len(t.expect) {
+		if len(t.expect) == 0 {
+			res.AllStaleMS[name] = -1
+			progress("%s listed none of %s's sessions before the kill", name, victim.name)
+		} else if len(t.seen) >= len(t.expect) {
 			res.AllStaleMS[name] = ms(t.last.Sub(k))
 		} else {
 			res.AllStaleMS[name] = -1

@@ -323,7 +323,11 @@ func (w *worker) enterLeave(ctx context.Context, c *client.Client, room string) 
 		}
 		return
 	}
-	if err := c.Enter(octx, room, map[string]any{"v": 1}); err != nil {
+	// The enter that completes the pair outlives the phase's end: cut short,
+	// it would leave the session in no room for the phases after this one.
+	ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer ecancel()
+	if err := c.Enter(ectx, room, map[string]any{"v": 1}); err != nil {
 		if ctx.Err() == nil {
 			w.opErrs.Add(1)
 		}

@@ -28,7 +28,8 @@ func TestMain(m *testing.M) {
 	}
 	// memberlist's Shutdown does not wait for a probe in flight (see
 	// cluster/main_test.go): it ends by itself once its ack times out.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+		goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).sendPingAndWaitForAck"))
 }
 
 func testConfig(t *testing.T, dir string) Config {
