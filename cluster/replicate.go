@@ -273,7 +273,7 @@ func (c *Cluster) mergeDelta(sender string, d crdt.Delta) {
 		o, from := d.Origin, d.From
 		time.AfterFunc(gapWait, func() {
 			c.later(func() {
-				if !c.closed.Load() && c.cfg.Replica.Digest()[o] < from {
+				if wm, _ := c.cfg.Replica.Census(o); !c.closed.Load() && wm < from {
 					c.stats.GapsRepaired.Add(1)
 					c.pull(sender, o)
 				}

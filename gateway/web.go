@@ -112,17 +112,6 @@ func (s *Server) registerWeb(mux *http.ServeMux, h func(string, http.HandlerFunc
 	}
 }
 
-// webPatternList lists the mux patterns of the browser files (for tests).
-func webPatternList() []string {
-	routes := webRoutes(loadWebAssets())
-	out := make([]string, 0, len(routes))
-	for p := range routes {
-		out = append(out, "GET "+p)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func serveAsset(w http.ResponseWriter, r *http.Request, a *webAsset) {
 	hd := w.Header()
 	hd.Set("Content-Type", a.ctype)

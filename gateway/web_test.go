@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -162,4 +163,15 @@ func TestClusterEndpointAuth(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"room":"team-a"`) || strings.Contains(body, "secret") || !strings.Contains(body, `"rooms_total":1`) {
 		t.Fatalf("%d %s", code, body)
 	}
+}
+
+// webPatternList lists the mux patterns of the browser files (for tests).
+func webPatternList() []string {
+	routes := webRoutes(loadWebAssets())
+	out := make([]string, 0, len(routes))
+	for p := range routes {
+		out = append(out, "GET "+p)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -643,15 +643,25 @@ func TestBrowserPresence(t *testing.T) {
 	// 1d. close() and connect() while an async token function is pending:
 	// one session, not two; and the constructor's connect, cut short by
 	// close, leaves no unhandled rejection.
+	// The sockets it opens are counted: both token waits end before the
+	// second one's socket opens, so once the client is open a stale _open
+	// has either opened its socket already or never will.
 	b.do(chromedp.Evaluate[chromedp.Void](`import('/presence.js').then(({ PresenceClient }) => {
-		const c = new PresenceClient({ user: 'twice', detectActivity: false,
+		window.twiceSockets = 0;
+		class CountingWebSocket extends WebSocket {
+			constructor(...args) { super(...args); window.twiceSockets++; }
+		}
+		const c = new PresenceClient({ user: 'twice', detectActivity: false, WebSocket: CountingWebSocket,
 			token: () => new Promise((resolve) => setTimeout(() => resolve(''), 200)) });
 		c.close();
 		c.connect().catch(() => {});
 		window.twice = c;
 	})`))
 	b.waitJS(t, 3*time.Second, "the client closed and connected again is open", `window.twice && window.twice.status === 'open'`)
-	time.Sleep(300 * time.Millisecond)
+	var sockets int
+	if err := b.eval(`String(window.twiceSockets)`, &sockets); err != nil || sockets != 1 {
+		t.Fatalf("close() then connect() during the token fetch: want 1 socket, got %d (%v)", sockets, err)
+	}
 	var twice struct{ Sessions int }
 	if _, body := get(t, n1.base()+"/v1/users/twice"); json.Unmarshal([]byte(body), &twice) != nil || twice.Sessions != 1 {
 		t.Fatalf("close() then connect() during the token fetch: want 1 session, got %s", body)
