@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,13 +9,16 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
 )
 
-// conn is one WebSocket connection: one reader (the HTTP handler goroutine)
-// and a bounded send queue. A flusher goroutine exists only while there is
+// conn is one WebSocket connection: one reader at a time and a bounded
+// send queue. On Linux an idle connection has no goroutine at all: the
+// poller starts a reader when its socket is readable, and the reader ends
+// when nothing more is buffered (ws_read.go). A flusher goroutine exists only while there is
 // something to write: the first message queued starts one, and it drains the
 // queue, joining everything queued into one frame (messages separated by
 // '\n'), so a burst costs one write syscall instead of one per message, and
@@ -40,7 +44,22 @@ type conn struct {
 	finished    bool          // writing is over: no flusher will start again
 	writerDone  chan struct{} // closed when finished is set
 
-	// Owned by the reader goroutine.
+	// Read side. readMu is held by whoever reads (one goroutine at a time,
+	// but not always the same one) and by end.
+	readMu sync.Mutex
+	br     *bufio.Reader // coder/websocket's read buffer (ours: smallBuffers)
+	pc     *sockConn     // the socket under it
+	// reading is set once the hello is done and the connection has a reader.
+	reading atomic.Bool
+	raw     syscall.RawConn // nil: read with a goroutine that blocks
+	pollID  uint64          // the poller's key for c
+	over    bool            // end has run
+	// bufMu orders the reader's look at the read buffers (hasBuffered)
+	// before the close handshake, which reads them from the writer.
+	bufMu        sync.Mutex
+	closeStarted bool
+
+	// Owned by the reader (under readMu once the connection is watched).
 	identity Identity
 	sid      string
 	attach   uint64 // session.Opened.Attach of this connection
@@ -186,11 +205,16 @@ func (c *conn) flush() {
 				}
 				frame = buf.Bytes()
 			}
-			wctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
-			err := c.ws.Write(wctx, websocket.MessageText, frame)
-			cancel()
+			// coder/websocket writes the frame into the socket's batch,
+			// which goes out in one write bounded by WriteTimeout.
+			c.pc.beginBatch()
+			err := c.ws.Write(context.Background(), websocket.MessageText, frame)
+			if berr := c.pc.endBatch(c.s.cfg.WriteTimeout); err == nil {
+				err = berr
+			}
 			if err != nil {
 				c.cancel()
+				c.writerClosed()
 				continue // finishes at the top
 			}
 			c.s.metrics.framesOut.Inc()
@@ -198,8 +222,12 @@ func (c *conn) flush() {
 		}
 		if closing {
 			c.s.metrics.closes.WithLabelValues(fmt.Sprint(int(code))).Inc()
+			c.bufMu.Lock()
+			c.closeStarted = true
+			c.bufMu.Unlock()
 			_ = c.ws.Close(code, reason)
 			c.cancel()
+			c.writerClosed()
 			continue // finishes at the top
 		}
 	}

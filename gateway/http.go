@@ -28,6 +28,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /internal/v1/hold", s.hold)
 	if s.cfg.DebugEndpoints {
 		mux.HandleFunc("GET /internal/v1/debug/sessions/{session}", s.debugSession)
+		pprofRoutes(mux)
 	}
 
 	h("GET /v1/rooms/{room}/members", s.roomMembers)

@@ -17,6 +17,7 @@ import (
 type metrics struct {
 	reg           *prometheus.Registry
 	connections   prometheus.Gauge
+	readers       prometheus.Gauge
 	sseStreams    prometheus.Gauge
 	messagesIn    prometheus.Counter
 	messagesOut   prometheus.Counter
@@ -35,6 +36,8 @@ func newMetrics(reg *prometheus.Registry, e *session.Engine, s *Server) *metrics
 	m := &metrics{
 		reg:         reg,
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "presenced_ws_connections", Help: "Open WebSocket connections."}),
+		readers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "presenced_ws_active_readers",
+			Help: "WebSocket connections being read right now (an idle connection has no reader: it waits in epoll)."}),
 		sseStreams:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "presenced_sse_streams", Help: "Open SSE event streams."}),
 		messagesIn:  prometheus.NewCounter(prometheus.CounterOpts{Name: "presenced_ws_messages_in_total", Help: "WebSocket messages received."}),
 		messagesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "presenced_ws_messages_out_total", Help: "WebSocket messages sent (replies and events)."}),
@@ -51,7 +54,7 @@ func newMetrics(reg *prometheus.Registry, e *session.Engine, s *Server) *metrics
 			Help: "HTTP request latency by route and status.", Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}},
 			[]string{"route", "code"}),
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.sseStreams, m.messagesIn, m.messagesOut, m.framesOut,
+	for _, c := range []prometheus.Collector{m.connections, m.readers, m.sseStreams, m.messagesIn, m.messagesOut, m.framesOut,
 		m.slowConsumers, m.rateLimited, m.dropped, m.errors, m.closes, m.resumes, m.httpLatency} {
 		f(c)
 	}

@@ -47,6 +47,7 @@ type Config struct {
 	WriteTimeout      time.Duration // 10s for one frame to be written
 	MaxBatchIDs       int           // 100 ids per user batch query
 	Ready             func() bool   // readiness beyond the engine (e.g. raft leader known); nil = always
+	blockingReads     bool          // tests: every connection keeps a reading goroutine, as without epoll
 	DebugEndpoints    bool          // serve GET /internal/v1/debug/sessions/{session} (no auth: for test clusters)
 	Meta              MetaStore     // nil: metadata endpoints answer 503
 	Logger            *zap.Logger
@@ -111,6 +112,7 @@ type Server struct {
 	log     *zap.Logger
 	metrics *metrics
 	mux     *http.ServeMux
+	poller  *poller // nil: each connection has a reading goroutine
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -127,6 +129,13 @@ func New(cfg Config, engine *session.Engine, auth *Verifier) *Server {
 	s := &Server{
 		cfg: cfg, engine: engine, auth: auth, log: cfg.Logger,
 		conns: make(map[*conn]struct{}), attached: make(map[string]*conn), stop: make(chan struct{}), drained: make(chan struct{}),
+	}
+	if !cfg.blockingReads {
+		if p, err := newPoller(func(c *conn) { go c.readReady() }); err == nil {
+			s.poller = p
+		} else {
+			s.log.Info("idle WebSocket connections keep a reading goroutine", zap.Error(err))
+		}
 	}
 	s.metrics = newMetrics(cfg.Registry, engine, s)
 	s.mux = s.routes()
@@ -193,6 +202,9 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	if s.poller != nil {
+		s.poller.close()
+	}
 }
 
 // janitor closes connections that went silent for two heartbeat intervals;

@@ -13,8 +13,9 @@ import (
 	"github.com/presenced/presenced/session"
 )
 
-// serveWS upgrades to a WebSocket and runs the connection: hello, then
-// messages until the client goes away. The handler goroutine is the reader.
+// serveWS upgrades to a WebSocket, reads the hello, and hands the
+// connection to its reader (ws_read.go); the handler goroutine then ends, and
+// with it net/http's per-request state.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// A token in the URL or header is checked before the upgrade, so a bad
 	// one gets a plain 401. (Cookies are not read here: a cross-site page
@@ -28,47 +29,36 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		pre = &id
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	sw := &smallBuffers{ResponseWriter: w}
+	ws, err := websocket.Accept(sw, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // any origin: auth is by token, never by cookie
 		CompressionMode:    websocket.CompressionDisabled,
 	})
 	if err != nil {
 		return // Accept wrote the HTTP error
 	}
-	// The hijacked socket is ours to close: coder/websocket does not close
-	// it when a read fails (the peer went away without a close frame), and
-	// every such connection would keep its file descriptor for good.
-	defer ws.CloseNow()
 	ws.SetReadLimit(int64(s.cfg.MaxFrameBytes))
 	c := newConn(s, ws, context.Background())
-	defer c.stop()
+	c.br, c.pc, c.raw = sw.br, sw.conn, sw.conn.rawConn()
 	if !s.addConn(c) {
 		_ = ws.Close(CloseServiceRestart, "retry_ms=1000")
+		c.stop()
+		ws.CloseNow()
 		return
 	}
-	defer s.removeConn(c)
 	s.metrics.connections.Inc()
-	defer s.metrics.connections.Dec()
-
 	if !c.hello(r, pre) {
 		<-c.writerDone
+		c.stop()
+		// The hijacked socket is ours to close: coder/websocket does not
+		// close it when a read fails (the peer went away without a close
+		// frame), and every such connection would keep its descriptor.
+		ws.CloseNow()
+		s.removeConn(c)
+		s.metrics.connections.Dec()
 		return
 	}
-	c.readLoop()
-	for room, sub := range c.subs {
-		sub.cancel()
-		delete(c.subs, room)
-	}
-	if !c.ended {
-		s.engine.Disconnect(c.sid, c.attach) // ignored if the session was resumed since
-	}
-	if c.isClosing() {
-		// The server chose to close: let the writer flush and send the close code.
-		select {
-		case <-c.writerDone:
-		case <-time.After(s.cfg.WriteTimeout):
-		}
-	}
+	c.startReading()
 }
 
 // wsToken finds the token of a /v1 request or WebSocket upgrade: the
@@ -84,7 +74,9 @@ func wsToken(r *http.Request) string {
 // hello reads the first message, authenticates and opens or resumes the
 // session. On failure it closes the connection and returns false.
 func (c *conn) hello(r *http.Request, pre *Identity) bool {
-	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.HelloTimeout)
+	// Not derived from c.ctx: a context with children keeps a map of them
+	// for good, and an idle connection should hold nothing it can spare.
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.HelloTimeout)
 	defer cancel()
 	_, b, err := c.ws.Read(ctx)
 	if err != nil {
@@ -174,40 +166,6 @@ func (s *Server) openOrResume(id Identity, m inbound) (session.Opened, error) {
 		req.Location = *m.Location
 	}
 	return s.engine.Open(req)
-}
-
-func (c *conn) readLoop() {
-	for {
-		_, b, err := c.ws.Read(c.ctx)
-		if err != nil {
-			if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
-				c.s.metrics.errors.WithLabelValues(string(CodeTooLarge)).Inc()
-			}
-			return
-		}
-		now := time.Now()
-		c.lastRead.Store(now.UnixNano())
-		c.s.metrics.messagesIn.Inc()
-		if !c.identity.ExpiresAt.IsZero() && now.After(c.identity.ExpiresAt) {
-			c.fail(CloseTokenExpired, "token expired")
-			return
-		}
-		m, werr := decodeInbound(b)
-		if !c.allow(now) {
-			c.replyError(m.ID, CodeRateLimited, "over the message rate limit")
-			continue
-		}
-		if werr != nil {
-			c.replyError(m.ID, werr.Code, werr.Message)
-			continue
-		}
-		if c.superseded.Load() {
-			return // the session lives on another connection now
-		}
-		if stop := c.handle(m); stop {
-			return
-		}
-	}
 }
 
 func (c *conn) replyError(id json.RawMessage, code Code, msg string) {

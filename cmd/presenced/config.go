@@ -122,7 +122,7 @@ func settings(c *Config) []setting {
 		{"auth-hs256-secret", "shared secret for HS256 tokens", "", &c.AuthHS256Secret, 0},
 		{"auth-public-key-file", "PEM file of public keys for RS256 (RSA) and EdDSA (Ed25519) tokens", "", &c.AuthPublicKeyFile, 0},
 		{"allow-open", "allow open dev mode (no secret, no key: clients name themselves) on a non-loopback address", false, &c.AllowOpen, 0},
-		{"debug-endpoints", "serve GET /internal/v1/debug/sessions/{session}: what this node holds of a session (unauthenticated: test clusters only)", false, &c.DebugEndpoints, 0},
+		{"debug-endpoints", "serve GET /internal/v1/debug/sessions/{session} (what this node holds of a session) and Go profiles at /debug/pprof/ (unauthenticated: test clusters only)", false, &c.DebugEndpoints, 0},
 		{"log-level", "log level: debug, info, warn or error", "info", &c.LogLevel, 0},
 		{"log-format", "log format: json or console", "json", &c.LogFormat, 0},
 		{"max-rooms-per-session", "rooms one session may be in at once", 100, &c.MaxRoomsPerSession, 0},

@@ -1,0 +1,141 @@
+//go:build linux
+
+package gateway
+
+import (
+	"errors"
+	"sync"
+	"syscall"
+)
+
+// poller watches idle WebSocket connections for readability with one epoll
+// instance, so that an idle connection has no goroutine (and no stack:
+// 8–16 KiB each, the largest part of an idle session's memory). When a
+// socket becomes readable the poller starts a goroutine that reads what
+// has arrived and ends; the socket is then watched again. Registrations
+// are one-shot, so at most one reader runs per connection.
+//
+// The sockets stay in Go's own netpoller too: a read that finds only part
+// of a frame blocks as usual until the rest comes.
+type poller struct {
+	epfd    int
+	wake    [2]int // a pipe: a byte written to wake[1] ends run
+	onReady func(*conn)
+
+	mu    sync.Mutex
+	conns map[uint64]*conn
+	next  uint64
+	done  chan struct{}
+}
+
+const pollEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
+
+func newPoller(onReady func(*conn)) (*poller, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	p := &poller{epfd: epfd, onReady: onReady, conns: make(map[uint64]*conn), done: make(chan struct{})}
+	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		syscall.Close(epfd)
+		return nil, err
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN} // data 0: the wake pipe
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
+		p.closeFDs()
+		return nil, err
+	}
+	go p.run()
+	return p, nil
+}
+
+// watch registers c (whose socket is raw) and arms it.
+func (p *poller) watch(c *conn) error {
+	p.mu.Lock()
+	p.next++
+	c.pollID = p.next
+	p.conns[c.pollID] = c
+	p.mu.Unlock()
+	if err := p.ctl(c, syscall.EPOLL_CTL_ADD); err != nil {
+		p.forget(c)
+		return err
+	}
+	return nil
+}
+
+// arm watches c's socket again after a read.
+func (p *poller) arm(c *conn) error {
+	err := p.ctl(c, syscall.EPOLL_CTL_MOD)
+	if errors.Is(err, syscall.ENOENT) {
+		err = p.ctl(c, syscall.EPOLL_CTL_ADD)
+	}
+	return err
+}
+
+// ctl runs epoll_ctl inside RawConn.Control, which holds the descriptor
+// open: a socket closed meanwhile gives an error instead of acting on
+// whatever connection reused its number.
+func (p *poller) ctl(c *conn, op int) error {
+	ev := syscall.EpollEvent{Events: pollEvents, Fd: int32(uint32(c.pollID)), Pad: int32(uint32(c.pollID >> 32))}
+	var opErr error
+	err := c.raw.Control(func(fd uintptr) {
+		opErr = syscall.EpollCtl(p.epfd, op, int(fd), &ev)
+	})
+	if err != nil {
+		return err
+	}
+	return opErr
+}
+
+// forget drops c. Its registration ends with its socket's close.
+func (p *poller) forget(c *conn) {
+	p.mu.Lock()
+	delete(p.conns, c.pollID)
+	p.mu.Unlock()
+}
+
+func (p *poller) run() {
+	defer close(p.done)
+	events := make([]syscall.EpollEvent, 256)
+	for {
+		n, err := syscall.EpollWait(p.epfd, events, -1)
+		if err != nil {
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			return
+		}
+		for _, ev := range events[:n] {
+			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+			if id == 0 {
+				return
+			}
+			p.mu.Lock()
+			c := p.conns[id]
+			p.mu.Unlock()
+			if c != nil {
+				p.onReady(c)
+			}
+		}
+	}
+}
+
+// close stops the poller. Connections still watched are not closed.
+func (p *poller) close() {
+	_, _ = syscall.Write(p.wake[1], []byte{0})
+	<-p.done
+	p.closeFDs()
+}
+
+func (p *poller) closeFDs() {
+	syscall.Close(p.epfd)
+	syscall.Close(p.wake[0])
+	syscall.Close(p.wake[1])
+}
+
+// watched is how many connections the poller holds (for metrics and tests).
+func (p *poller) watched() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}

@@ -1,0 +1,181 @@
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Reading a connection after its hello. With the poller (Linux, plain TCP)
+// a reader goroutine exists only while the socket has something to read:
+// the poller starts readReady, which reads every message already arrived
+// and arms the socket again. Otherwise one goroutine reads until the end.
+// Whichever way, end runs once when the connection is over: its reader saw
+// EOF, an error or a closing message, or its context was cancelled (the
+// writer sent a close frame or failed), which for a socket nobody is
+// reading is the only way the end is noticed.
+
+// startReading hands a connection that said hello to its reader.
+func (c *conn) startReading() {
+	c.reading.Store(true) // before watch: see writerClosed
+	p := c.s.poller
+	if p == nil || c.raw == nil {
+		go func() {
+			c.readMu.Lock()
+			defer c.readMu.Unlock()
+			c.readMessages(true)
+			c.endLocked()
+		}()
+		return
+	}
+	if c.hasBuffered() {
+		go c.readReady() // it arms the socket when done
+		return
+	}
+	if err := p.watch(c); err != nil { // the socket closed already
+		c.readMu.Lock()
+		defer c.readMu.Unlock()
+		c.endLocked()
+	}
+}
+
+// writerClosed is called by the writer when it closed the socket or lost
+// it. A socket nobody is reading would wait in the poller for good: the
+// read side ends here. (Before startReading, serveWS sees to it; after, the
+// reading flag is set before the socket is watched, so either this sees it
+// or the watch fails on the closed socket.)
+func (c *conn) writerClosed() {
+	if !c.reading.Load() {
+		return
+	}
+	go func() {
+		c.ws.CloseNow() // cuts a read blocked on a partial frame
+		c.readMu.Lock()
+		defer c.readMu.Unlock()
+		c.endLocked()
+	}()
+}
+
+// readReady reads what the socket has, then arms it again.
+func (c *conn) readReady() {
+	c.s.metrics.readers.Inc()
+	defer c.s.metrics.readers.Dec()
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.over {
+		return
+	}
+	if over := c.readMessages(false); over {
+		c.endLocked()
+		return
+	}
+	if c.pollID == 0 {
+		if c.s.poller.watch(c) != nil {
+			c.endLocked()
+		}
+		return
+	}
+	if c.s.poller.arm(c) != nil {
+		c.endLocked()
+	}
+}
+
+// hasBuffered reports whether bytes already read from the socket wait in
+// the connection's buffers (the poller would not see them). Once the
+// writer has begun the close handshake, which reads them itself, it says
+// no: what is left is the handshake's.
+func (c *conn) hasBuffered() bool {
+	c.bufMu.Lock()
+	defer c.bufMu.Unlock()
+	if c.closeStarted {
+		return false
+	}
+	return c.br.Buffered() > 0 || len(c.pc.pending) > 0
+}
+
+// readMessages handles messages until the connection is over (true) or,
+// unless wait, until nothing more is buffered (false).
+func (c *conn) readMessages(wait bool) (over bool) {
+	for {
+		if c.readOne() {
+			return true
+		}
+		if !wait && !c.hasBuffered() {
+			return false
+		}
+	}
+}
+
+// readOne reads and handles one message; it reports whether the connection
+// is over. A partial frame blocks it until the rest arrives.
+func (c *conn) readOne() (over bool) {
+	// No context: coder/websocket would register one callback per read in
+	// it. A read is cut by closing the socket (writerClosed, endLocked).
+	_, b, err := c.ws.Read(context.Background())
+	if err != nil {
+		if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
+			c.s.metrics.errors.WithLabelValues(string(CodeTooLarge)).Inc()
+		}
+		return true
+	}
+	now := time.Now()
+	c.lastRead.Store(now.UnixNano())
+	c.s.metrics.messagesIn.Inc()
+	if !c.identity.ExpiresAt.IsZero() && now.After(c.identity.ExpiresAt) {
+		c.fail(CloseTokenExpired, "token expired")
+		return true
+	}
+	m, werr := decodeInbound(b)
+	if !c.allow(now) {
+		c.replyError(m.ID, CodeRateLimited, "over the message rate limit")
+		return false
+	}
+	if werr != nil {
+		c.replyError(m.ID, werr.Code, werr.Message)
+		return false
+	}
+	if c.superseded.Load() {
+		return true // the session lives on another connection now
+	}
+	return c.handle(m)
+}
+
+// endLocked, with readMu held, ends the connection once: the session goes
+// stale (unless it was closed or resumed elsewhere), subscriptions end, the
+// writer finishes (a close the server chose is flushed first) and the
+// socket is closed.
+func (c *conn) endLocked() {
+	if c.over {
+		return
+	}
+	c.over = true
+	if c.pollID != 0 {
+		c.s.poller.forget(c)
+	}
+	for room, sub := range c.subs {
+		sub.cancel()
+		delete(c.subs, room)
+	}
+	if !c.ended {
+		c.s.engine.Disconnect(c.sid, c.attach) // ignored if the session was resumed since
+	}
+	if c.isClosing() {
+		// The server chose to close: let the writer flush and send the close code.
+		t := time.NewTimer(c.s.cfg.WriteTimeout)
+		select {
+		case <-c.writerDone:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	// The hijacked socket is ours to close: coder/websocket does not close
+	// it when a read fails (the peer went away without a close frame), and
+	// every such connection would keep its file descriptor for good. Closed
+	// before waiting for the writer, whose socket write it cuts short.
+	c.cancel()
+	c.ws.CloseNow()
+	c.stop()
+	c.s.removeConn(c)
+	c.s.metrics.connections.Dec()
+}
