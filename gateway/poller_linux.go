@@ -26,6 +26,11 @@ type poller struct {
 	conns map[uint64]*conn
 	next  uint64
 	done  chan struct{}
+
+	// fdMu keeps epfd from closing (and its number from being reused)
+	// while epoll_ctl runs on it.
+	fdMu   sync.RWMutex
+	closed bool
 }
 
 const pollEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
@@ -76,6 +81,11 @@ func (p *poller) arm(c *conn) error {
 // open: a socket closed meanwhile gives an error instead of acting on
 // whatever connection reused its number.
 func (p *poller) ctl(c *conn, op int) error {
+	p.fdMu.RLock()
+	defer p.fdMu.RUnlock()
+	if p.closed {
+		return errPollerClosed
+	}
 	ev := syscall.EpollEvent{Events: pollEvents, Fd: int32(uint32(c.pollID)), Pad: int32(uint32(c.pollID >> 32))}
 	var opErr error
 	err := c.raw.Control(func(fd uintptr) {
@@ -124,8 +134,13 @@ func (p *poller) run() {
 func (p *poller) close() {
 	_, _ = syscall.Write(p.wake[1], []byte{0})
 	<-p.done
+	p.fdMu.Lock()
+	p.closed = true
 	p.closeFDs()
+	p.fdMu.Unlock()
 }
+
+var errPollerClosed = errors.New("poller closed")
 
 func (p *poller) closeFDs() {
 	syscall.Close(p.epfd)
