@@ -45,7 +45,7 @@ func (c *Cluster) watchPeer(p *peer, httpAddr string) {
 		if err == nil && resp.StatusCode == http.StatusOK {
 			attempt = 0
 			p.holdSince.Store(time.Now().UnixNano())
-			_, _ = io.Copy(io.Discard, resp.Body) // returns when the peer goes away
+			p.readHold(resp.Body) // returns when the peer goes away
 			resp.Body.Close()
 			if ctx.Err() == nil {
 				c.hint(p)
@@ -60,6 +60,23 @@ func (c *Cluster) watchPeer(p *peer, httpAddr string) {
 		case <-p.stop:
 			return
 		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, 2*time.Second)):
+		}
+	}
+}
+
+// readHold reads the held connection until it ends, noting when each byte
+// arrives: a peer writes one every 250 ms (older peers write nothing, and are
+// simply never seen ticking). The time is what overrule.go calls fresh.
+func (p *peer) readHold(body io.Reader) {
+	buf := make([]byte, 64)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			p.holdTick.Store(monoNow())
+		}
+		if err != nil {
+			p.holdTick.Store(0)
+			return
 		}
 	}
 }

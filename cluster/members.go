@@ -101,7 +101,7 @@ type Cluster struct {
 
 // Stats are replication counters for metrics.
 type Stats struct {
-	DeltasSent, DeltasReceived, GapsRepaired, Pulls, DigestMismatches, Dropped, TombstonesCollected, EOFHints, Resyncs, ResyncPruned, CensusRepairs atomic.Uint64
+	DeltasSent, DeltasReceived, GapsRepaired, Pulls, DigestMismatches, Dropped, TombstonesCollected, EOFHints, Resyncs, ResyncPruned, CensusRepairs, GossipDeathsOverruled atomic.Uint64
 }
 
 // New starts gossip (it does not join: call Join).

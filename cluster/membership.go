@@ -51,6 +51,12 @@ func (c *Cluster) peerJoined(n *memberlist.Node) {
 	} else if p != nil {
 		p.node.Store(&cp)
 		p.meta = m
+		if p.doubt != nil {
+			// Gossip took back a death we overruled: nothing was failed or
+			// stopped, so there is nothing to resume.
+			p.doubt = nil
+			c.log.Info("gossip has the peer alive again: its overruled death is withdrawn", zap.String("peer", n.Name))
+		}
 	}
 	c.mu.Unlock()
 	for _, old := range retire {
@@ -71,35 +77,56 @@ func (c *Cluster) peerJoined(n *memberlist.Node) {
 }
 
 // peerLeft handles a node declared dead or gone: its sessions go stale on
-// this node at once and leave after grace unless resumed elsewhere.
+// this node at once and leave after grace unless resumed elsewhere — unless
+// our held connection to it says it is alive (overrule.go): then it is kept
+// until gossip takes it back, the connection falls silent, or a cap.
 func (c *Cluster) peerLeft(n *memberlist.Node) {
 	m, ok := parseMeta(n)
 	if !ok || n.Name == c.name || c.closed.Load() {
 		return
 	}
-	o := crdt.Origin{Node: m.Node, Incarnation: m.Incarnation}
+	// memberlist mutates n later: keep only what we need. (v0.6.0 never sets
+	// Node.State, so left is false for a graceful leave too.)
+	d := departure{name: n.Name, addr: n.Address(), origin: crdt.Origin{Node: m.Node, Incarnation: m.Incarnation},
+		left: n.State == memberlist.StateLeft}
 	c.mu.Lock()
-	if p := c.peers[n.Name]; p != nil {
+	if !c.overruleLocked(d) {
+		c.goneLocked(d)
+	}
+	c.mu.Unlock()
+}
+
+// departure is a member gossip declared dead or gone.
+type departure struct {
+	name, addr string
+	origin     crdt.Origin
+	left       bool
+}
+
+// goneLocked removes a departed peer and queues its failure for the engine.
+// c.mu is held, so the task is queued before any later peerJoined's.
+func (c *Cluster) goneLocked(d departure) {
+	o := d.origin
+	if p := c.peers[d.name]; p != nil {
 		close(p.stop)
-		delete(c.peers, n.Name)
+		delete(c.peers, d.name)
 	}
 	superseded := c.supersededLocked(o)
 	if !superseded {
 		c.failed[o] = struct{}{}
 		c.lost[o.Node] = time.Now()
-		if n.State != memberlist.StateLeft {
-			c.redial[n.Name] = n.Address() // dead, not departed: maybe a partition
+		if !d.left {
+			c.redial[d.name] = d.addr // dead, not departed: maybe a partition
 		}
 	}
-	c.mu.Unlock()
 	state := "dead"
-	if n.State == memberlist.StateLeft {
+	if d.left {
 		state = "left"
 	}
 	c.log.Info("peer gone: its sessions are stale until they resume or grace ends",
-		zap.String("peer", n.Name), zap.String("state", state))
+		zap.String("peer", d.name), zap.String("state", state))
 	if !superseded {
-		c.later(func() { c.cfg.Replica.OriginFailed(o) })
+		c.laterLocked(func() { c.cfg.Replica.OriginFailed(o) })
 	}
 }
 

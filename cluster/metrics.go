@@ -21,6 +21,7 @@ func (c *Cluster) RegisterMetrics(reg prometheus.Registerer) {
 	counter("presenced_cluster_pulls_total", "Pull requests sent.", c.stats.Pulls.Load)
 	counter("presenced_cluster_digest_mismatches_total", "Origins found behind a peer's digest in anti-entropy.", c.stats.DigestMismatches.Load)
 	counter("presenced_cluster_eof_hints_total", "Peers treated as failed because their held connection dropped, before gossip declared them dead.", c.stats.EOFHints.Load)
+	counter("presenced_cluster_gossip_deaths_overruled_total", "Peers gossip declared dead that were kept because their held connection was still ticking (failed only if it falls silent or gossip does not take the death back within 10 s).", c.stats.GossipDeathsOverruled.Load)
 	counter("presenced_cluster_tombstones_collected_total", "Tombstones dropped once every live member held them.", c.stats.TombstonesCollected.Load)
 	counter("presenced_cluster_inbox_dropped_total", "Messages dropped because the inbox was full (repaired later).", c.stats.Dropped.Load)
 	reg.MustRegister(clusterCollector{c})

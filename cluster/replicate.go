@@ -36,6 +36,8 @@ type peer struct {
 	node      atomic.Pointer[memberlist.Node]
 	sent      uint64        // own seq this peer has been sent up to (sender goroutine only)
 	holdSince atomic.Int64  // unix nanos when our held HTTP connection to it was last established
+	holdTick  atomic.Int64  // monoNow() when a byte last arrived on that connection; 0 while it is down
+	doubt     *doubt        // set while a gossip death of this peer is overruled (guarded by Cluster.mu)
 	sentSeq   atomic.Uint64 // a copy of sent for metrics
 	wake      chan struct{}
 	stop      chan struct{}
@@ -91,8 +93,14 @@ func (c *Cluster) worker() {
 // probes (a slow callback makes healthy members look suspect). Order is kept.
 func (c *Cluster) later(fn func()) {
 	c.mu.Lock()
-	c.tasks = append(c.tasks, fn)
+	c.laterLocked(fn)
 	c.mu.Unlock()
+}
+
+// laterLocked is later with c.mu held: the task is ordered with the
+// membership change made in the same critical section.
+func (c *Cluster) laterLocked(fn func()) {
+	c.tasks = append(c.tasks, fn)
 	select {
 	case c.tasksCh <- struct{}{}:
 	default:

@@ -199,13 +199,33 @@ func (s *Server) debugSession(w http.ResponseWriter, r *http.Request) {
 func (s *Server) hold(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.WriteHeader(http.StatusOK)
-	if f, ok := w.(http.Flusher); ok {
+	f, _ := w.(http.Flusher)
+	if f != nil {
 		f.Flush()
 	}
-	select {
-	case <-r.Context().Done():
-	case <-s.drained:
-	case <-s.stop:
+	// One byte every 250 ms tells the peer this process still runs: when
+	// gossip declares us dead while these keep arriving (a false death under
+	// CPU saturation), the peer waits instead of failing our sessions
+	// (cluster/overrule.go). A peer that predates this discards them.
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	nl := []byte{'\n'}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.drained:
+			return
+		case <-s.stop:
+			return
+		case <-tick.C:
+			if _, err := w.Write(nl); err != nil {
+				return
+			}
+			if f != nil {
+				f.Flush()
+			}
+		}
 	}
 }
 
