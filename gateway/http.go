@@ -192,10 +192,11 @@ func (s *Server) debugSession(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.engine.DebugSession(r.PathValue("session"), splitIDs(r.URL.Query().Get("rooms"))))
 }
 
-// hold keeps the request open, sending nothing, until this node drains or
-// stops. Cluster peers hold one each: when this process dies the kernel
-// closes the socket at once, and the peer's EOF tells it to treat this node
-// as failed without waiting for gossip's failure detector.
+// hold keeps the request open, writing a byte every 250 ms, until this node
+// drains or stops. Cluster peers hold one each: when this process dies the
+// kernel closes the socket at once, and the peer's EOF tells it to treat
+// this node as failed without waiting for gossip's failure detector; while
+// the bytes keep coming, the peer knows this process runs.
 func (s *Server) hold(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.WriteHeader(http.StatusOK)
