@@ -129,6 +129,9 @@ func (c *sockConn) endBatch(timeout time.Duration) error {
 	c.wbuf = nil
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(timeout))
 	_, err := c.Conn.Write(*b)
+	// Cleared, or a later write outside a batch (coder/websocket's close
+	// frame) would fail on this deadline once it has passed.
+	_ = c.Conn.SetWriteDeadline(time.Time{})
 	if cap(*b) <= 4*wsPooled {
 		*b = (*b)[:wsPooled]
 		wsBuffers.Put(b)

@@ -18,6 +18,7 @@ type metrics struct {
 	reg           *prometheus.Registry
 	connections   prometheus.Gauge
 	readers       prometheus.Gauge
+	readEnds      *prometheus.CounterVec
 	sseStreams    prometheus.Gauge
 	messagesIn    prometheus.Counter
 	messagesOut   prometheus.Counter
@@ -38,6 +39,8 @@ func newMetrics(reg *prometheus.Registry, e *session.Engine, s *Server) *metrics
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "presenced_ws_connections", Help: "Open WebSocket connections."}),
 		readers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "presenced_ws_active_readers",
 			Help: "WebSocket connections being read right now (an idle connection has no reader: it waits in epoll)."}),
+		readEnds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "presenced_ws_read_ends_total",
+			Help: "WebSocket connections whose reading ended, by why: close (the client's close frame), eof, error (a read error, e.g. reset), closed (the server had closed the socket), poll (the socket could not be watched)."}, []string{"why"}),
 		sseStreams:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "presenced_sse_streams", Help: "Open SSE event streams."}),
 		messagesIn:  prometheus.NewCounter(prometheus.CounterOpts{Name: "presenced_ws_messages_in_total", Help: "WebSocket messages received."}),
 		messagesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "presenced_ws_messages_out_total", Help: "WebSocket messages sent (replies and events)."}),
@@ -54,7 +57,7 @@ func newMetrics(reg *prometheus.Registry, e *session.Engine, s *Server) *metrics
 			Help: "HTTP request latency by route and status.", Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}},
 			[]string{"route", "code"}),
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.readers, m.sseStreams, m.messagesIn, m.messagesOut, m.framesOut,
+	for _, c := range []prometheus.Collector{m.connections, m.readers, m.readEnds, m.sseStreams, m.messagesIn, m.messagesOut, m.framesOut,
 		m.slowConsumers, m.rateLimited, m.dropped, m.errors, m.closes, m.resumes, m.httpLatency} {
 		f(c)
 	}

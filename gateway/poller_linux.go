@@ -86,6 +86,9 @@ func (p *poller) ctl(c *conn, op int) error {
 	if p.closed {
 		return errPollerClosed
 	}
+	if c.pollID == 0 {
+		return errors.New("poller: connection not watched") // id 0 is the wake pipe's
+	}
 	ev := syscall.EpollEvent{Events: pollEvents, Fd: int32(uint32(c.pollID)), Pad: int32(uint32(c.pollID >> 32))}
 	var opErr error
 	err := c.raw.Control(func(fd uintptr) {

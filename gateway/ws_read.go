@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net"
 	"time"
 
 	"github.com/coder/websocket"
@@ -70,14 +73,29 @@ func (c *conn) readReady() {
 		c.endLocked()
 		return
 	}
+	var err error
 	if c.pollID == 0 {
-		if c.s.poller.watch(c) != nil {
-			c.endLocked()
-		}
-		return
+		err = c.s.poller.watch(c) // first read was of bytes buffered with the hello
+	} else {
+		err = c.s.poller.arm(c)
 	}
-	if c.s.poller.arm(c) != nil {
+	if err != nil {
+		c.s.metrics.readEnds.WithLabelValues("poll").Inc()
 		c.endLocked()
+	}
+}
+
+// readEndWhy names why a read failed, for presenced_ws_read_ends_total.
+func readEndWhy(err error) string {
+	switch {
+	case websocket.CloseStatus(err) != -1:
+		return "close"
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "eof"
+	case errors.Is(err, net.ErrClosed):
+		return "closed"
+	default:
+		return "error"
 	}
 }
 
@@ -117,6 +135,7 @@ func (c *conn) readOne() (over bool) {
 		if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
 			c.s.metrics.errors.WithLabelValues(string(CodeTooLarge)).Inc()
 		}
+		c.s.metrics.readEnds.WithLabelValues(readEndWhy(err)).Inc()
 		return true
 	}
 	now := time.Now()
