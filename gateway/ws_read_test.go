@@ -198,15 +198,20 @@ func TestWSFramesArrivingTogetherAreAllHandled(t *testing.T) {
 
 // The server closes a connection nobody is reading (it was idle): the
 // connection must still end, its socket close and its session let go.
-// Here a resume on a second connection closes the first with 4103.
+// Here a resume on a second connection closes the first with 4103. The
+// close comes after the write timeout of the last write has passed: the
+// close frame must still go out (a write deadline left on the socket once
+// made it fail, and the client saw no close code).
 func TestWSServerCloseOfAnIdleConnectionEndsIt(t *testing.T) {
 	readModes(t, func(t *testing.T, o nodeOpts) {
+		o.gateway.WriteTimeout = 200 * time.Millisecond
 		n := newTestNode(t, o)
 		ctx := ctxT(t)
 		first := n.dial(client.Options{User: "bob", NoAutoPing: true})
 		if err := first.Enter(ctx, "r", nil); err != nil {
 			t.Fatal(err)
 		}
+		time.Sleep(300 * time.Millisecond) // not synchronisation: the last write's timeout passes
 		if n.gw.poller != nil {
 			eventually(t, "first connection watched", func() bool { return n.gw.poller.watched() == 1 })
 		}
