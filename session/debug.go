@@ -47,7 +47,7 @@ func (e *Engine) DebugSession(sid string, rooms []string) SessionDebug {
 		if s.rec != nil {
 			d.State, d.Writer = s.rec.State, s.origin.String()
 		}
-		for name := range s.rooms {
+		for name := range s.rooms.all() {
 			d.Rooms = append(d.Rooms, name)
 			if !slices.Contains(rooms, name) {
 				rooms = append(rooms, name)

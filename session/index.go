@@ -120,7 +120,7 @@ func (e *Engine) applySessionLocked(sid string, ent crdt.Entry) {
 			}
 			u.add(s)
 		}
-		for name := range s.rooms {
+		for name := range s.rooms.all() {
 			e.memberEnterLocked(e.roomLocked(name), s)
 		}
 		return
@@ -132,7 +132,7 @@ func (e *Engine) applySessionLocked(sid string, ent crdt.Entry) {
 		return
 	}
 	s.rec = &rec
-	for name := range s.rooms {
+	for name := range s.rooms.all() {
 		r := e.roomLocked(name)
 		wasHere, isHere := old.Location == name, rec.Location == name
 		switch {
@@ -143,7 +143,7 @@ func (e *Engine) applySessionLocked(sid string, ent crdt.Entry) {
 		}
 	}
 	if memberVisibleChange(old, &rec) {
-		for name := range s.rooms {
+		for name := range s.rooms.all() {
 			r := e.rooms[name]
 			m := e.memberViewLocked(s, name)
 			e.emitLocked(r, Event{Type: EventUpdate, Session: sid, User: rec.User, Member: &m})
@@ -161,7 +161,7 @@ func memberVisibleChange(a, b *sessionRecord) bool {
 
 func (e *Engine) removeSessionLocked(s *sess, gone goneRecord) {
 	if s.rec != nil {
-		for name := range s.rooms {
+		for name := range s.rooms.all() {
 			if r := e.rooms[name]; r != nil {
 				e.memberLeaveLocked(r, s, gone)
 			}
@@ -195,7 +195,7 @@ func (e *Engine) applyMemberLocked(sid, name string, ent crdt.Entry) {
 	}
 	delete(s.enc, name)
 	if ent.Deleted {
-		if _, ok := s.rooms[name]; !ok {
+		if !s.rooms.has(name) {
 			return
 		}
 		if ce := e.log.Check(zapcore.DebugLevel, "membership removed"); ce != nil {
@@ -206,7 +206,7 @@ func (e *Engine) applyMemberLocked(sid, name string, ent crdt.Entry) {
 				e.memberLeaveLocked(r, s, decodeGone(ent))
 			}
 		}
-		delete(s.rooms, name)
+		s.rooms.del(name)
 		if s.rec == nil && len(s.rooms) == 0 {
 			delete(e.sessions, sid)
 		}
@@ -217,11 +217,7 @@ func (e *Engine) applyMemberLocked(sid, name string, ent crdt.Entry) {
 		e.log.Warn("undecodable membership ignored")
 		return
 	}
-	_, existed := s.rooms[name]
-	if s.rooms == nil {
-		s.rooms = make(map[string]memberRecord, 1)
-	}
-	s.rooms[name] = mr
+	existed := s.rooms.set(name, mr)
 	if s.rec == nil {
 		return
 	}
@@ -383,7 +379,7 @@ func (e *Engine) reassertLocked(o *owned, sid string, ent crdt.Entry) bool {
 	mine := *s.rec
 	mine.Epoch = o.epoch
 	e.setLocked(sessionKey(sid), mine.marshal())
-	for name, mr := range s.rooms {
+	for name, mr := range s.rooms.all() {
 		e.setLocked(memberKey(sid, name), mustJSON(mr))
 	}
 	return true
@@ -427,7 +423,7 @@ func (e *Engine) reassertMemberLocked(sid, name string, ent crdt.Entry) bool {
 	if s == nil {
 		return false
 	}
-	mr, ok := s.rooms[name]
+	mr, ok := s.rooms.get(name)
 	if !ok {
 		return false
 	}

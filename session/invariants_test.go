@@ -18,7 +18,7 @@ func checkInvariants(t *testing.T, e *Engine) {
 			if s.rec == nil {
 				t.Fatalf("room %q lists session %s without a record", name, sid)
 			}
-			if _, ok := s.rooms[name]; !ok {
+			if !s.rooms.has(name) {
 				t.Fatalf("room %q lists %s, which has no membership", name, sid)
 			}
 			online.Connections++
@@ -64,7 +64,7 @@ func checkInvariants(t *testing.T, e *Engine) {
 		if s.rec == nil {
 			continue
 		}
-		for name := range s.rooms {
+		for name := range s.rooms.all() {
 			if r := e.rooms[name]; r == nil || r.members[sid] == nil {
 				t.Fatalf("session %s is in %q but the room does not list it", sid, name)
 			}

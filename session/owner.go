@@ -165,7 +165,7 @@ func (e *Engine) Resume(token, user string) (Opened, error) {
 		if ce := e.log.Check(zapcore.DebugLevel, "session taken over"); ce != nil {
 			ce.Write(zap.String("session", sid), zap.Stringer("from", s.origin), zap.Uint64("epoch", o.epoch))
 		}
-		for name, mr := range s.rooms {
+		for name, mr := range s.rooms.all() {
 			e.setLocked(memberKey(sid, name), mustJSON(mr))
 		}
 	}
@@ -279,7 +279,7 @@ func (e *Engine) endLocked(o *owned, s *sess, gone goneRecord) {
 	for name := range s.typing {
 		e.deleteLocked(typingKey(s.id, name), goneRecord{Reason: gone.Reason})
 	}
-	for name := range s.rooms {
+	for name := range s.rooms.all() {
 		e.deleteLocked(memberKey(s.id, name), gone)
 	}
 	e.deleteLocked(sessionKey(s.id), goneRecord{Reason: gone.Reason, Epoch: gone.Epoch})

@@ -9,7 +9,7 @@ import (
 // memberViewLocked builds the member view of s in room name.
 func (e *Engine) memberViewLocked(s *sess, name string) Member {
 	m := Member{Session: s.id}
-	if mr, ok := s.rooms[name]; ok {
+	if mr, ok := s.rooms.get(name); ok {
 		m.Data = mr.Data
 		m.EnteredAt = mr.EnteredAt
 	}
@@ -263,7 +263,7 @@ func (e *Engine) UserRooms(userID string) []string {
 	set := make(map[string]bool)
 	if u := e.users[userID]; u != nil {
 		u.each(func(s *sess) {
-			for name := range s.rooms {
+			for name := range s.rooms.all() {
 				set[name] = true
 			}
 		})
@@ -298,7 +298,7 @@ func (e *Engine) Session(sid string) (SessionInfo, bool) {
 	}
 	info := SessionInfo{Session: sid, User: s.rec.User, Kind: s.rec.Kind, Device: s.rec.Device,
 		State: s.rec.State, Location: s.rec.Location, Rooms: make([]string, 0, len(s.rooms))}
-	for name := range s.rooms {
+	for name := range s.rooms.all() {
 		info.Rooms = append(info.Rooms, name)
 	}
 	sort.Strings(info.Rooms)

@@ -5,11 +5,11 @@ import "github.com/presenced/presenced/crdt"
 // sess is the index's view of one session, built from replicated entries.
 type sess struct {
 	id     string
-	origin crdt.Origin             // writer of the session record: its owner
-	rec    *sessionRecord          // nil until the session record is seen
-	rooms  map[string]memberRecord // memberships (pending while rec is nil)
-	typing map[string]int64        // room → typing until (unix ms)
-	enc    map[string][]byte       // room → cached JSON of the member view; dropped on any change
+	origin crdt.Origin       // writer of the session record: its owner
+	rec    *sessionRecord    // nil until the session record is seen
+	rooms  memberships       // memberships (pending while rec is nil)
+	typing map[string]int64  // room → typing until (unix ms)
+	enc    map[string][]byte // room → cached JSON of the member view; dropped on any change
 }
 
 func (s *sess) anonymous() bool { return s.rec == nil || s.rec.User == "" }
@@ -83,9 +83,11 @@ type room struct {
 	subs      map[*subscriber]struct{}
 }
 
-// roomUser is a user's derived presence inside one room.
+// roomUser is a user's derived presence inside one room. Its sessions are
+// a slice (most users have one or two in a room; a map of one costs ~400
+// bytes, for every member of every room a replica knows).
 type roomUser struct {
-	sessions   map[string]*sess
+	sessions   []*sess
 	state      State // last state announced to subscribers
 	lastActive int64 // newest LastActive of the sessions, kept by touchUserLocked
 }
@@ -115,11 +117,11 @@ func (r *room) addCounts(s *sess) {
 	} else {
 		ru := r.users[s.rec.User]
 		if ru == nil {
-			ru = &roomUser{sessions: make(map[string]*sess), state: Offline}
+			ru = &roomUser{state: Offline}
 			r.users[s.rec.User] = ru
 			r.online.Users++
 		}
-		ru.sessions[s.id] = s
+		ru.add(s)
 	}
 	if r.isHere(s) {
 		r.addHere(s)
@@ -132,7 +134,7 @@ func (r *room) removeCounts(s *sess) {
 	if s.anonymous() {
 		r.online.Anonymous--
 	} else if ru := r.users[s.rec.User]; ru != nil {
-		delete(ru.sessions, s.id)
+		ru.remove(s.id)
 		// The roomUser itself is dropped by touchUser once its state is announced.
 	}
 	if r.isHere(s) {
@@ -166,7 +168,7 @@ func (r *room) removeHere(s *sess) {
 }
 
 // derivedState is the precedence maximum over a set of sessions.
-func derivedState(sessions map[string]*sess) State {
+func derivedState(sessions []*sess) State {
 	best := Offline
 	for _, s := range sessions {
 		if s.rec != nil && s.rec.State.Stronger(best) {
@@ -174,4 +176,31 @@ func derivedState(sessions map[string]*sess) State {
 		}
 	}
 	return best
+}
+
+// add puts s among the user's sessions here (replacing one of its id).
+func (ru *roomUser) add(s *sess) {
+	for i, x := range ru.sessions {
+		if x.id == s.id {
+			ru.sessions[i] = s
+			return
+		}
+	}
+	ru.sessions = append(ru.sessions, s)
+}
+
+// remove takes the session id out of the user's sessions here.
+func (ru *roomUser) remove(id string) {
+	for i, x := range ru.sessions {
+		if x.id == id {
+			last := len(ru.sessions) - 1
+			ru.sessions[i] = ru.sessions[last]
+			ru.sessions[last] = nil
+			ru.sessions = ru.sessions[:last]
+			if last == 0 {
+				ru.sessions = nil
+			}
+			return
+		}
+	}
 }

@@ -16,7 +16,7 @@ func (e *Engine) Enter(sid, roomID string, data json.RawMessage) error {
 		return err
 	}
 	return e.withOwned(sid, func(_ *owned, s *sess) error {
-		if mr, ok := s.rooms[roomID]; ok {
+		if mr, ok := s.rooms.get(roomID); ok {
 			mr.Data = data
 			e.setLocked(memberKey(sid, roomID), mustJSON(mr))
 			return nil
@@ -40,7 +40,7 @@ func (e *Engine) Update(sid, roomID string, data json.RawMessage) error {
 		return err
 	}
 	return e.withOwned(sid, func(_ *owned, s *sess) error {
-		mr, ok := s.rooms[roomID]
+		mr, ok := s.rooms.get(roomID)
 		if !ok {
 			return ErrNotMember
 		}
@@ -60,7 +60,7 @@ func (e *Engine) Leave(sid, roomID string, reason Reason, data json.RawMessage) 
 		reason = ReasonExplicit
 	}
 	return e.withOwned(sid, func(o *owned, s *sess) error {
-		if _, ok := s.rooms[roomID]; !ok {
+		if !s.rooms.has(roomID) {
 			return ErrNotMember
 		}
 		e.stopTypingLocked(o, roomID)

@@ -37,7 +37,7 @@ func (e *Engine) nextDeadlineLocked(o *owned, s *sess) (time.Time, bool) {
 		}
 	}
 	if !o.connected {
-		for name := range s.rooms {
+		for name := range s.rooms.all() {
 			consider(o.staleSince.Add(e.roomConfigLocked(name).Grace))
 		}
 		consider(o.staleSince.Add(e.sessionGraceLocked(s)))
@@ -61,7 +61,7 @@ func (e *Engine) nextDeadlineLocked(o *owned, s *sess) (time.Time, bool) {
 // the default and of its rooms' overrides.
 func (e *Engine) sessionGraceLocked(s *sess) time.Duration {
 	g := e.cfg.Grace
-	for name := range s.rooms {
+	for name := range s.rooms.all() {
 		if rg := e.roomConfigLocked(name).Grace; rg > g {
 			g = rg
 		}
@@ -93,7 +93,7 @@ func (e *Engine) tick(sid string, self *Timer) {
 			e.endLocked(o, s, goneRecord{Reason: ReasonTimeout})
 			return
 		}
-		for name := range s.rooms {
+		for name := range s.rooms.all() {
 			if stale >= e.roomConfigLocked(name).Grace {
 				e.deleteLocked(memberKey(sid, name), goneRecord{Reason: ReasonTimeout, Epoch: o.epoch})
 			}
