@@ -113,6 +113,7 @@ type Server struct {
 	metrics *metrics
 	mux     *http.ServeMux
 	poller  *poller // nil: each connection has a reading goroutine
+	readyCh chan *conn
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -131,8 +132,9 @@ func New(cfg Config, engine *session.Engine, auth *Verifier) *Server {
 		conns: make(map[*conn]struct{}), attached: make(map[string]*conn), stop: make(chan struct{}), drained: make(chan struct{}),
 	}
 	if !cfg.blockingReads {
-		if p, err := newPoller(func(c *conn) { go c.readReady() }); err == nil {
+		if p, err := newPoller(s.dispatchRead); err == nil {
 			s.poller = p
+			s.startReaders()
 		} else {
 			s.log.Info("idle WebSocket connections keep a reading goroutine", zap.Error(err))
 		}

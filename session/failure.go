@@ -2,6 +2,7 @@ package session
 
 import (
 	"errors"
+	"time"
 
 	"github.com/presenced/presenced/crdt"
 	"go.uber.org/zap"
@@ -30,7 +31,10 @@ func (e *Engine) OriginFailed(o crdt.Origin) {
 		return
 	}
 	e.failed[o] = e.clock.AfterFunc(e.cfg.Grace, func() { e.dropFailed(o) })
-	e.reindexOriginLocked(o)
+	start := time.Now()
+	n := e.reindexOriginLocked(o)
+	e.log.Info("owner failed: its sessions are stale here", zap.Stringer("origin", o), zap.Int("sessions", n),
+		zap.Duration("took", time.Since(start)))
 }
 
 // OriginAlive cancels OriginFailed when the owner turns out to be alive (a
@@ -98,15 +102,17 @@ func (e *Engine) dropOriginLocked(o crdt.Origin) {
 
 // reindexOriginLocked re-reads the records of o's sessions, so the index
 // applies (or stops applying) the failed-owner override.
-func (e *Engine) reindexOriginLocked(o crdt.Origin) {
+func (e *Engine) reindexOriginLocked(o crdt.Origin) (n int) {
 	for sid, s := range e.sessions {
 		if s.rec == nil || s.origin != o {
 			continue
 		}
 		if ent, ok := e.data.Get(sessionKey(sid)); ok {
 			e.applySessionLocked(sid, ent)
+			n++
 		}
 	}
+	return n
 }
 
 // PruneOrigin removes o's sessions that o itself no longer holds: keep is

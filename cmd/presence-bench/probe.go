@@ -282,6 +282,7 @@ func measureKill(ctx context.Context, nodes []*node, victim *node, victimPrefix 
 		mu     sync.Mutex
 		expect map[string]bool
 		seen   map[string]bool
+		first  time.Time
 		last   time.Time
 	}
 	var killedAt atomic.Int64
@@ -318,6 +319,9 @@ func measureKill(ctx context.Context, nodes []*node, victim *node, victimPrefix 
 				t.mu.Lock()
 				if t.expect[ev.Member.Session] && !t.seen[ev.Member.Session] {
 					t.seen[ev.Member.Session] = true
+					if t.first.IsZero() {
+						t.first = now
+					}
 					t.last = now
 					per.add(now.Sub(time.Unix(0, killedAt.Load())))
 				}
@@ -371,6 +375,7 @@ func measureKill(ctx context.Context, nodes []*node, victim *node, victimPrefix 
 			progress("%s listed none of %s's sessions before the kill", name, victim.name)
 		} else if len(t.seen) >= len(t.expect) {
 			res.AllStaleMS[name] = ms(t.last.Sub(k))
+			progress("%s: first of the victim's sessions shown stale %.0f ms after the kill, the last %.0f ms", name, ms(t.first.Sub(k)), ms(t.last.Sub(k)))
 		} else {
 			res.AllStaleMS[name] = -1
 			progress("%s: only %d of the %d sessions it listed shown stale after 30 s", name, len(t.seen), len(t.expect))
