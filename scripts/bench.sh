@@ -32,6 +32,7 @@ echo "bench: Go benchmarks (output in $gb)"
 run() { $GO test -run '^$' "$@" | tee -a "$gb" | grep -E '^Benchmark' || true; }
 run -bench 'MergeDelta10Into100k|DeltaSince|DeltaCodec10|MemoryPerEntry' -benchtime 1s ./crdt/
 run -bench 'RoomMembers10k|RoomUsers10k|RoomCounts10k|UsersPresence100|EnterLeave|FanOut1k|EncodeUpdateEvent' -benchtime 1s ./session/
+run -bench 'OriginFailed20k' -benchtime 5x ./session/
 run -bench 'HTTPRoomMembers10k|HTTPRoomCounts10k|HTTPUsersBatch100' -benchtime 1s ./gateway/
 run -bench 'MetaPut$' -benchtime 3s ./cluster/
 run -bench 'CrossNodePropagation' -benchtime 2000x ./cluster/

@@ -141,3 +141,47 @@ func BenchmarkEncodeUpdateEvent(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "bytes")
 }
+
+// BenchmarkOriginFailed20k: a node that held 19,500 sessions in 100 rooms
+// fails; a survivor with a subscriber (that encodes each event, as the
+// gateway does) in every room marks them all stale. This is the engine's part
+// of "kill -9 → stale everywhere ≤ 1.5 s", and it holds the engine's lock.
+func BenchmarkOriginFailed20k(b *testing.B) {
+	clock := NewFakeClock(time.Unix(1_700_000_000, 0))
+	a := New(Config{Node: "a", Incarnation: 1, Clock: clock})
+	b.Cleanup(a.Stop)
+	for i := 0; i < 19_500; i++ {
+		op, err := a.Open(OpenRequest{User: fmt.Sprintf("user-%d", i), Device: Device{Kind: "web"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := a.Enter(op.Session, fmt.Sprintf("room-%d", i%100), []byte(`{"v":0}`)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	d := a.DeltaSince(a.Origin(), 0, 0)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		s := New(Config{Node: "s", Incarnation: 1, Clock: clock})
+		if _, err := s.Merge(d); err != nil {
+			b.Fatal(err)
+		}
+		events := 0
+		for r := 0; r < 100; r++ {
+			_, cancel, err := s.Subscribe(fmt.Sprintf("room-%d", r), func(ev *Event) { _ = ev.JSON(); events++ })
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cancel()
+		}
+		b.StartTimer()
+		s.OriginFailed(a.Origin())
+		b.StopTimer()
+		if events < 19_500 {
+			b.Fatalf("%d events for 19,500 sessions going stale", events)
+		}
+		s.Stop()
+		b.StartTimer()
+	}
+}

@@ -89,6 +89,7 @@ var goRows = []goRow{
 		return fmt.Sprintf("%s per pair (%.0f pairs/s)", human(g["ns/op"]), rate), rate >= 2000, fmt.Sprintf("%.2f× the target", rate/2000)
 	}},
 	{"EncodeUpdateEvent", "encode one update event (once, for every subscriber)", "", "", nsOnly},
+	{"OriginFailed20k", "a failed owner's 19,500 sessions marked stale, with a subscriber in each of their 100 rooms (in-process: the engine's part of a kill, under its lock)", "", "", nsOnly},
 	{"FanOut1k", "fan-out of one event to 1k subscribers, in-process hand-off", "", "", func(g goBench) (string, bool, string) {
 		return fmt.Sprintf("%.1f M deliveries/s", g["deliveries/s"]/1e6), true, ""
 	}},
