@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // poller watches idle WebSocket connections for readability with one epoll
@@ -156,4 +157,25 @@ func (p *poller) watched() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.conns)
+}
+
+// linger waits up to d for c's socket to have bytes to read (or its end),
+// parked in Go's netpoller; it reports whether they came. Nothing is read:
+// a peek tells readable from not.
+func (c *conn) linger(d time.Duration) bool {
+	if d <= 0 || c.hasBuffered() {
+		return d > 0
+	}
+	if c.pc.SetReadDeadline(time.Now().Add(d)) != nil {
+		return false
+	}
+	var b [1]byte
+	err := c.raw.Read(func(fd uintptr) bool {
+		_, _, e := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return e != syscall.EAGAIN && e != syscall.EINTR
+	})
+	// Cleared before coder/websocket reads again: a read past a deadline
+	// would close the connection.
+	_ = c.pc.SetReadDeadline(time.Time{})
+	return err == nil
 }

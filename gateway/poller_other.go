@@ -2,7 +2,10 @@
 
 package gateway
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // poller is Linux only (epoll). Elsewhere every connection keeps a reading
 // goroutine.
@@ -15,3 +18,5 @@ func (p *poller) arm(*conn) error   { return errors.New("no poller") }
 func (p *poller) forget(*conn)      {}
 func (p *poller) close()            {}
 func (p *poller) watched() int      { return 0 }
+
+func (c *conn) linger(time.Duration) bool { return false }
