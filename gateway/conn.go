@@ -85,7 +85,7 @@ func (c *conn) signal() {
 		return
 	}
 	c.flushing = true
-	go c.flush()
+	c.s.dispatchFlush(c)
 }
 
 // finishLocked marks writing over and releases those waiting for it.

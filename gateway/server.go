@@ -112,8 +112,9 @@ type Server struct {
 	log     *zap.Logger
 	metrics *metrics
 	mux     *http.ServeMux
-	poller  *poller // nil: each connection has a reading goroutine
-	readyCh chan *conn
+	poller  *poller    // nil: each connection has a reading goroutine
+	readyCh chan *conn // to the reader workers (with the poller)
+	flushCh chan *conn // to the writer workers
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -131,6 +132,7 @@ func New(cfg Config, engine *session.Engine, auth *Verifier) *Server {
 		cfg: cfg, engine: engine, auth: auth, log: cfg.Logger,
 		conns: make(map[*conn]struct{}), attached: make(map[string]*conn), stop: make(chan struct{}), drained: make(chan struct{}),
 	}
+	s.flushCh = s.startWorkers(readWorkers(), (*conn).flush)
 	if !cfg.blockingReads {
 		if p, err := newPoller(s.dispatchRead); err == nil {
 			s.poller = p

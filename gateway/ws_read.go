@@ -70,20 +70,39 @@ func (c *conn) writerClosed() {
 func readWorkers() int { return max(8, 4*runtime.GOMAXPROCS(0)) }
 
 func (s *Server) startReaders() {
-	s.readyCh = make(chan *conn)
-	for range readWorkers() {
+	s.readyCh = s.startWorkers(readWorkers(), (*conn).readReady)
+}
+
+// startWorkers starts n goroutines that run fn for each connection sent on
+// the channel it returns, until the server closes. (Writers use the same:
+// a flush that started a goroutine grew its stack on every burst.)
+func (s *Server) startWorkers(n int, fn func(*conn)) chan *conn {
+	ch := make(chan *conn)
+	for range n {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			for {
 				select {
-				case c := <-s.readyCh:
-					c.readReady()
+				case c := <-ch:
+					fn(c)
 				case <-s.stop:
 					return
 				}
 			}
 		}()
+	}
+	return ch
+}
+
+// dispatchFlush hands a connection with something to send to a free
+// writer, or to a new goroutine when none is free (a write can wait on a
+// slow client up to WriteTimeout). Called with c.mu held: it never blocks.
+func (s *Server) dispatchFlush(c *conn) {
+	select {
+	case s.flushCh <- c:
+	default:
+		go c.flush()
 	}
 }
 
