@@ -17,13 +17,13 @@ import (
 
 // conn is one WebSocket connection: one reader at a time and a bounded
 // send queue. On Linux an idle connection has no goroutine at all: the
-// poller starts a reader when its socket is readable, and the reader ends
-// when nothing more is buffered (ws_read.go). A flusher goroutine exists only while there is
-// something to write: the first message queued starts one, and it drains the
-// queue, joining everything queued into one frame (messages separated by
-// '\n'), so a burst costs one write syscall instead of one per message, and
-// ends when the queue is empty. An idle connection has no writer goroutine
-// and so no second stack (~8 KB per connection at rest).
+// poller hands its socket to a reader when it is readable, and the reader
+// lets go when nothing more comes (ws_read.go). A flush runs only while
+// there is something to write: the first message queued hands the
+// connection to a writer (a pooled goroutine, or a new one when all are
+// busy), which drains the queue, joining everything queued into one frame
+// (messages separated by '\n'), so a burst costs one write syscall instead
+// of one per message, and lets go when the queue is empty.
 type conn struct {
 	s        *Server
 	ws       *websocket.Conn
@@ -79,7 +79,7 @@ func newConn(s *Server, ws *websocket.Conn, parent context.Context) *conn {
 	return c
 }
 
-// signal starts a flusher unless one is running. Called with c.mu held.
+// signal starts a flush unless one is running. Called with c.mu held.
 func (c *conn) signal() {
 	if c.flushing || c.finished {
 		return
