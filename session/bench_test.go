@@ -137,7 +137,7 @@ func BenchmarkEncodeUpdateEvent(b *testing.B) {
 	b.ReportAllocs()
 	var n int
 	for i := 0; i < b.N; i++ {
-		n = len(mustJSON(&ev))
+		n = len(encodeEvent(&ev))
 	}
 	b.ReportMetric(float64(n), "bytes")
 }

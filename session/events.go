@@ -68,7 +68,7 @@ func (e *Engine) emitLocked(r *room, ev Event) {
 	if len(r.subs) == 0 {
 		return
 	}
-	ev.raw = mustJSON(&ev)
+	ev.raw = encodeEvent(&ev)
 	p := &ev
 	for s := range r.subs {
 		s.sink(p)
