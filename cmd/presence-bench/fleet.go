@@ -35,7 +35,7 @@ type workerProc struct {
 
 // startFleet starts one worker per maxPerWorker sessions of each node, each
 // from its own source address.
-func startFleet(nodes []*node, perNode, maxPerWorker, rooms int, ping time.Duration, progress func(string, ...any)) (*fleet, error) {
+func startFleet(nodes []*node, perNode, maxPerWorker, rooms int, ping time.Duration, nice int, progress func(string, ...any)) (*fleet, error) {
 	f := &fleet{pairs: map[string]int64{}, live: map[string]int64{}, lost: map[string]int64{}, lostWhy: map[string]map[string]int64{}}
 	self, err := os.Executable()
 	if err != nil {
@@ -49,6 +49,10 @@ func startFleet(nodes []*node, perNode, maxPerWorker, rooms int, ping time.Durat
 			args := []string{"worker", "--url", n.ws(), "--node", n.name, "--src", fmt.Sprintf("127.0.%d.%d", 1+w/250, 1+w%250),
 				"--sessions", fmt.Sprint(count), "--prefix", fmt.Sprintf("%s-w%d", n.name, w), "--rooms", fmt.Sprint(rooms), "--ping", ping.String()}
 			cmd := exec.Command(self, args...)
+			if nice != 0 {
+				// Through nice(1): every thread of the worker's runtime inherits it.
+				cmd = exec.Command("nice", append([]string{"-n", fmt.Sprint(nice), self}, args...)...)
+			}
 			cmd.Stderr = os.Stderr
 			stdin, err := cmd.StdinPipe()
 			if err != nil {
