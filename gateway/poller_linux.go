@@ -163,8 +163,13 @@ func (p *poller) watched() int {
 // parked in Go's netpoller; it reports whether they came. Nothing is read:
 // a peek tells readable from not.
 func (c *conn) linger(d time.Duration) bool {
-	if d <= 0 || c.hasBuffered() {
-		return d > 0
+	if d <= 0 || c.isClosing() {
+		// Closing: the close handshake reads the socket now, and a read
+		// deadline set here would cut its wait for the client's answer.
+		return false
+	}
+	if c.hasBuffered() {
+		return true
 	}
 	if c.pc.SetReadDeadline(time.Now().Add(d)) != nil {
 		return false

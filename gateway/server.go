@@ -205,10 +205,22 @@ func (s *Server) Close() {
 		close(s.stop)
 	}
 	s.mu.Unlock()
-	s.wg.Wait()
+	// The poller first, so that nothing is handed to a reader after the
+	// workers end; then the sockets still open (Close without Drain), so that
+	// no reader waits on a partial frame for good.
 	if s.poller != nil {
 		s.poller.close()
 	}
+	s.mu.Lock()
+	left := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		left = append(left, c)
+	}
+	s.mu.Unlock()
+	for _, c := range left {
+		c.ws.CloseNow()
+	}
+	s.wg.Wait()
 }
 
 // janitor closes connections that went silent for two heartbeat intervals;

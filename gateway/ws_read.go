@@ -33,13 +33,16 @@ func (c *conn) startReading() {
 		}()
 		return
 	}
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.over {
+		return // the writer lost the socket meanwhile
+	}
 	if c.hasBuffered() {
 		go c.readReady() // it arms the socket when done
 		return
 	}
 	if err := p.watch(c); err != nil { // the socket closed already
-		c.readMu.Lock()
-		defer c.readMu.Unlock()
 		c.endLocked()
 	}
 }
@@ -50,11 +53,14 @@ func (c *conn) startReading() {
 // reading flag is set before the socket is watched, so either this sees it
 // or the watch fails on the closed socket.)
 func (c *conn) writerClosed() {
+	// Closed here whatever the phase: a write that failed leaves the socket
+	// open, and a socket watched after this must fail to be, not wait.
+	// It also cuts a read blocked on a partial frame.
+	c.ws.CloseNow()
 	if !c.reading.Load() {
 		return
 	}
 	go func() {
-		c.ws.CloseNow() // cuts a read blocked on a partial frame
 		c.readMu.Lock()
 		defer c.readMu.Unlock()
 		c.endLocked()

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/presenced/presenced/gateway/client"
 	"github.com/presenced/presenced/session"
@@ -286,6 +288,40 @@ func TestWSSilentPeerIsClosedAndEnded(t *testing.T) {
 				t.Fatalf("the silent connection is still open on the server 15 s later")
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+// Close without Drain returns even while a reader waits on a frame its
+// client never finishes: the sockets still open are closed. (It used to
+// wait for that reader for good.)
+func TestCloseWithoutDrainEndsReadersOnPartialFrames(t *testing.T) {
+	readModes(t, func(t *testing.T, o nodeOpts) {
+		e := session.New(session.Config{Logger: zaptest.NewLogger(t)})
+		defer e.Stop()
+		v, err := NewVerifier(AuthConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gc := o.gateway
+		gc.Logger = zaptest.NewLogger(t)
+		gw := New(gc, e, v)
+		hs := httptest.NewServer(gw.Handler())
+		n := &testNode{t: t, engine: e, gw: gw, http: hs}
+		r := dialRaw(t, n, `{"type":"hello","id":"h","user":"half"}`)
+		r.ids("h")
+		// A frame header announcing 100 bytes, and 10 of them.
+		if _, err := r.nc.Write(append([]byte{0x81, 0x80 | 100, 0, 0, 0, 0}, "0123456789"...)); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "a reader waits on the partial frame", func() bool { return goroutinesIn("gateway.(*conn).readOne") == 1 })
+		hs.Close()
+		done := make(chan struct{})
+		go func() { gw.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Close still waits 10 s later on a reader of a partial frame")
 		}
 	})
 }
