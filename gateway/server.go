@@ -132,11 +132,11 @@ func New(cfg Config, engine *session.Engine, auth *Verifier) *Server {
 		cfg: cfg, engine: engine, auth: auth, log: cfg.Logger,
 		conns: make(map[*conn]struct{}), attached: make(map[string]*conn), stop: make(chan struct{}), drained: make(chan struct{}),
 	}
-	s.flushCh = s.startWorkers(readWorkers(), (*conn).flush)
+	s.flushCh = s.startWorkers(poolWorkers(), (*conn).flush)
 	if !cfg.blockingReads {
 		if p, err := newPoller(s.dispatchRead); err == nil {
 			s.poller = p
-			s.startReaders()
+			s.readyCh = s.startWorkers(poolWorkers(), (*conn).readReady)
 		} else {
 			s.log.Info("idle WebSocket connections keep a reading goroutine", zap.Error(err))
 		}

@@ -67,17 +67,13 @@ func (c *conn) writerClosed() {
 	}()
 }
 
-// Readers. A socket the poller finds readable goes to one of a few
+// Readers and writers. A socket the poller finds readable goes to one of a few
 // long-lived reader goroutines, or to a new goroutine when none is free (a
 // reader can wait on a partial frame for as long as its client takes). A
 // goroutine per readable socket would pay for its stack growth on every
 // message: a CPU profile of a bench node at a kill had 15 % of its samples
-// in runtime.newstack.
-func readWorkers() int { return max(8, 4*runtime.GOMAXPROCS(0)) }
-
-func (s *Server) startReaders() {
-	s.readyCh = s.startWorkers(readWorkers(), (*conn).readReady)
-}
+// in runtime.newstack. Flushes use a pool of the same size.
+func poolWorkers() int { return max(8, 4*runtime.GOMAXPROCS(0)) }
 
 // startWorkers starts n goroutines that run fn for each connection sent on
 // the channel it returns, until the server closes. (Writers use the same:
