@@ -166,6 +166,13 @@ func New(cfg Config) (*Cluster, error) {
 	mc.BindAddr, mc.BindPort = host, port
 	if cfg.Transport != nil {
 		mc.Transport = cfg.Transport
+	} else {
+		nt, err := newNetTransport(host, port, cfg.Logger.Named("memberlist"))
+		if err != nil {
+			return nil, fmt.Errorf("cluster: start gossip on %s: %w", cfg.GossipAddr, err)
+		}
+		mc.Transport = nt
+		mc.BindPort = nt.tcp.Addr().(*net.TCPAddr).Port // port 0: the one picked
 	}
 	if cfg.Advertise != "" {
 		if mc.AdvertiseAddr, mc.AdvertisePort, err = splitHostPort(cfg.Advertise); err != nil {
