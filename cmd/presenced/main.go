@@ -41,6 +41,7 @@ func main() {
 		os.Exit(2)
 	}
 	defer func() { _ = log.Sync() }()
+	setGCPercent(os.LookupEnv, log)
 
 	// The first SIGINT/SIGTERM starts a graceful shutdown (clients are told
 	// to reconnect elsewhere and stay present inside grace); a second one
