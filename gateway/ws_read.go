@@ -123,8 +123,20 @@ func (s *Server) dispatchRead(c *conn) {
 // its reader and pays no extra hand-off per message: through the poller a
 // message waits to be scheduled twice (the poller's goroutine, then the
 // reader), which on a saturated machine doubled the propagation latency.
-// An idle connection (a heartbeat every 25 s) lingers 1 % of the time.
-const readLinger = 250 * time.Millisecond
+// Only a connection that talks often lingers: one whose message before
+// this wake-up came within lingerIfWithin. An idle connection (a heartbeat
+// every 25 s) hands its socket back at once: lingering, 2k heartbeats/s
+// kept ~500 readers waiting, so nearly every wake-up found the pool busy
+// and started a goroutine, and each linger cost a timer, a wake-up and a
+// syscall more.
+const (
+	readLinger     = 250 * time.Millisecond
+	lingerIfWithin = time.Second
+)
+
+// talksOften reports whether a connection whose last two messages came at
+// prev and last (unix nanos) should linger for the next one.
+func talksOften(prev, last int64) bool { return last-prev <= int64(lingerIfWithin) }
 
 // readReady reads what the socket has, then arms it again.
 func (c *conn) readReady() {
@@ -136,11 +148,12 @@ func (c *conn) readReady() {
 		return
 	}
 	for {
+		prev := c.lastRead.Load() // the message before these
 		if over := c.readMessages(false); over {
 			c.endLocked()
 			return
 		}
-		if !c.linger(readLinger) {
+		if !talksOften(prev, c.lastRead.Load()) || !c.linger(readLinger) {
 			break
 		}
 	}

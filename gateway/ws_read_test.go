@@ -325,3 +325,21 @@ func TestCloseWithoutDrainEndsReadersOnPartialFrames(t *testing.T) {
 		}
 	})
 }
+
+func TestOnlyConnectionsThatTalkOftenLinger(t *testing.T) {
+	sec := int64(time.Second)
+	for _, tc := range []struct {
+		prev, last int64
+		want       bool
+	}{
+		{0, 25 * sec, false},              // a heartbeat every 25 s
+		{10 * sec, 12 * sec, false},       // two seconds apart
+		{10 * sec, 10*sec + sec/40, true}, // a writer at 40/s
+		{10 * sec, 11 * sec, true},
+		{10 * sec, 10 * sec, true}, // arrived together
+	} {
+		if got := talksOften(tc.prev, tc.last); got != tc.want {
+			t.Errorf("talksOften(%d, %d) = %v, want %v", tc.prev, tc.last, got, tc.want)
+		}
+	}
+}

@@ -35,7 +35,7 @@ type workerProc struct {
 
 // startFleet starts one worker per maxPerWorker sessions of each node, each
 // from its own source address.
-func startFleet(nodes []*node, perNode, maxPerWorker, rooms int, ping time.Duration, nice int, progress func(string, ...any)) (*fleet, error) {
+func startFleet(nodes []*node, perNode, maxPerWorker, rooms int, ping time.Duration, nice, procs int, progress func(string, ...any)) (*fleet, error) {
 	f := &fleet{pairs: map[string]int64{}, live: map[string]int64{}, lost: map[string]int64{}, lostWhy: map[string]map[string]int64{}}
 	self, err := os.Executable()
 	if err != nil {
@@ -52,6 +52,9 @@ func startFleet(nodes []*node, perNode, maxPerWorker, rooms int, ping time.Durat
 			if nice != 0 {
 				// Through nice(1): every thread of the worker's runtime inherits it.
 				cmd = exec.Command("nice", append([]string{"-n", fmt.Sprint(nice), self}, args...)...)
+			}
+			if procs > 0 {
+				cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", procs))
 			}
 			cmd.Stderr = os.Stderr
 			stdin, err := cmd.StdinPipe()

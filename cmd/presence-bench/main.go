@@ -41,6 +41,7 @@ type config struct {
 	typing       float64
 	seedBaseline bool
 	keep         bool
+	workerProcs  int
 	workerNice   int
 	kill         bool
 	jsonOut      string
@@ -91,6 +92,7 @@ func main() {
 	flag.StringVar(&c.goBench, "go-bench", "", "output of `go test -bench` to put in the report as a table")
 	flag.BoolVar(&c.keep, "keep", false, "keep the nodes' data directories and logs (the path is printed)")
 	flag.IntVar(&c.workerNice, "worker-nice", 0, "nice value of the worker processes (e.g. 10: the nodes get the shared cores first, as if the clients ran elsewhere); 0 in make bench")
+	flag.IntVar(&c.workerProcs, "worker-procs", 1, "GOMAXPROCS of the worker processes (0: Go's default, one per core): with one each, the idle sessions' clients do not spin up threads that contend with the nodes for the shared cores")
 	flag.StringVar(&c.phases, "phases", "seed,prop,fanout,churn,kill", "phases to run after connecting and the idle measurement")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -200,7 +202,7 @@ func run(ctx context.Context, c config) (*results, error) {
 	perNode := c.sessions / c.nodes
 	progress("connecting %d sessions (%d per node, ≤ %d per worker process, %d rooms)", perNode*c.nodes, perNode, c.perWorker, c.rooms)
 	t0 := time.Now()
-	fl, err := startFleet(nodes, perNode, c.perWorker, c.rooms, c.heartbeat, c.workerNice, progress)
+	fl, err := startFleet(nodes, perNode, c.perWorker, c.rooms, c.heartbeat, c.workerNice, c.workerProcs, progress)
 	defer func() {
 		if fl != nil {
 			res.Notes = append(res.Notes, fl.stop()...)
