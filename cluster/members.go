@@ -166,13 +166,6 @@ func New(cfg Config) (*Cluster, error) {
 	mc.BindAddr, mc.BindPort = host, port
 	if cfg.Transport != nil {
 		mc.Transport = cfg.Transport
-	} else {
-		nt, err := newNetTransport(host, port, cfg.Logger.Named("memberlist"))
-		if err != nil {
-			return nil, fmt.Errorf("cluster: start gossip on %s: %w", cfg.GossipAddr, err)
-		}
-		mc.Transport = nt
-		mc.BindPort = nt.tcp.Addr().(*net.TCPAddr).Port // port 0: the one picked
 	}
 	if cfg.Advertise != "" {
 		if mc.AdvertiseAddr, mc.AdvertisePort, err = splitHostPort(cfg.Advertise); err != nil {
@@ -199,8 +192,19 @@ func New(cfg Config) (*Cluster, error) {
 	// Several boots of one node name never collide: the memberlist name
 	// carries the boot epoch. Reclaim dead names quickly anyway.
 	mc.DeadNodeReclaimTime = 30 * time.Second
+	var own *netTransport
+	if mc.Transport == nil {
+		if own, err = newNetTransport(host, port, cfg.Logger.Named("memberlist")); err != nil {
+			return nil, fmt.Errorf("cluster: start gossip on %s: %w", cfg.GossipAddr, err)
+		}
+		mc.Transport = own
+		mc.BindPort = own.tcp.Addr().(*net.TCPAddr).Port // port 0: the one picked
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		if own != nil {
+			_ = own.Shutdown()
+		}
 		return nil, fmt.Errorf("cluster: start gossip on %s: %w", cfg.GossipAddr, err)
 	}
 	c.ml = ml

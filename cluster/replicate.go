@@ -16,6 +16,12 @@ const (
 	// packet, ~0.1 ms on a LAN); larger ones go over TCP. memberlist packets
 	// are 1400 bytes; this leaves room for its label and encryption.
 	udpMax = 1200
+	// maxUDPBurst: a delta too big for one packet goes as up to this many
+	// packets, each a delta of its own; a bigger one over TCP. Opening a TCP
+	// connection per message (memberlist's SendReliable) cost a handshake
+	// and a goroutine on each side: under a 2k changes/s load deltas of a
+	// few entries outgrew one packet ~46 times a second.
+	maxUDPBurst = 16
 	// maxDeltaEntries bounds one message; a big backlog goes as several.
 	maxDeltaEntries = 1000
 	// headInterval: how often a node tells each peer its own watermark, so a
@@ -144,23 +150,58 @@ func (c *Cluster) push(p *peer) {
 }
 
 func (c *Cluster) sendDelta(to *memberlist.Node, d crdt.Delta) bool {
-	body, err := d.MarshalBinary()
-	if err != nil {
-		c.log.Error("encode delta", zap.Error(err))
-		return false
-	}
-	msg := encodeMsg(msgDelta, c.name, body)
-	if len(msg) <= udpMax {
-		err = c.ml.SendBestEffort(to, msg)
-	} else {
-		err = c.ml.SendReliable(to, msg)
-	}
-	if err != nil {
+	if err := c.deliverDelta(to, d); err != nil {
 		c.log.Debug("send delta", zap.String("to", to.Name), zap.Error(err))
 		return false
 	}
 	c.stats.DeltasSent.Add(1)
 	return true
+}
+
+// deliverDelta sends d over UDP, as up to maxUDPBurst packets, or over TCP.
+func (c *Cluster) deliverDelta(to *memberlist.Node, d crdt.Delta) error {
+	msgs, ok, err := deltaPackets(c.name, d, nil)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		body, err := d.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		return c.ml.SendReliable(to, encodeMsg(msgDelta, c.name, body))
+	}
+	for _, m := range msgs {
+		if err := c.ml.SendBestEffort(to, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deltaPackets splits d into delta messages of at most udpMax bytes, in
+// order: halves, each covering its part of d's range (the first ends at its
+// last entry's seq, where the second begins), until each fits. ok is false
+// when that would take more than maxUDPBurst packets or one entry alone is
+// too big.
+func deltaPackets(name string, d crdt.Delta, out [][]byte) (msgs [][]byte, ok bool, err error) {
+	body, err := d.MarshalBinary()
+	if err != nil {
+		return nil, false, err
+	}
+	if msg := encodeMsg(msgDelta, name, body); len(msg) <= udpMax {
+		return append(out, msg), len(out) < maxUDPBurst, nil
+	}
+	if len(d.Entries) < 2 || len(out) >= maxUDPBurst {
+		return nil, false, nil
+	}
+	mid := len(d.Entries) / 2
+	first := crdt.Delta{Origin: d.Origin, From: d.From, To: d.Entries[mid-1].Seq, Entries: d.Entries[:mid]}
+	rest := crdt.Delta{Origin: d.Origin, From: first.To, To: d.To, Entries: d.Entries[mid:]}
+	if out, ok, err = deltaPackets(name, first, out); !ok {
+		return nil, false, err
+	}
+	return deltaPackets(name, rest, out)
 }
 
 func (c *Cluster) sendHead(p *peer) {
@@ -422,16 +463,7 @@ func (c *Cluster) answerPull(to string, req originSeq) {
 		return
 	}
 	d := c.cfg.Replica.DeltaSince(req.Origin, req.Seq, maxDeltaEntries)
-	body, err := d.MarshalBinary()
-	if err != nil {
-		return
-	}
-	msg := encodeMsg(msgDelta, c.name, body)
-	if len(msg) <= udpMax { // the usual repair: one lost delta
-		_ = c.ml.SendBestEffort(node, msg)
-		return
-	}
-	_ = c.ml.SendReliable(node, msg)
+	_ = c.deliverDelta(node, d) // the usual repair, one lost delta, is one packet
 }
 
 // peerList returns the alive peers now.

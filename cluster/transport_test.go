@@ -2,12 +2,15 @@ package cluster
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/presenced/presenced/crdt"
 )
 
 func newTestTransport(t *testing.T) *netTransport {
@@ -112,5 +115,64 @@ func TestNetTransportShutdownWithNobodyReading(t *testing.T) {
 	}
 	if err := b.Shutdown(); err != nil {
 		t.Fatal("second Shutdown:", err)
+	}
+}
+
+// A delta too big for one packet goes as several, each within udpMax,
+// which together cover its range and hold its entries in order; one entry
+// too big alone, or more than maxUDPBurst packets, means TCP.
+func TestDeltaPacketsSplitABigDelta(t *testing.T) {
+	o := crdt.Origin{Node: "n1", Incarnation: 1}
+	mk := func(n, valueBytes int) crdt.Delta {
+		d := crdt.Delta{Origin: o, From: 10, To: uint64(10 + 2*n + 5)}
+		for i := 0; i < n; i++ {
+			d.Entries = append(d.Entries, crdt.Entry{Key: fmt.Sprintf("s/%d", i), Value: bytes.Repeat([]byte{'v'}, valueBytes),
+				Version: crdt.Version{Node: "n1"}, Origin: o, Seq: uint64(12 + 2*i)})
+		}
+		return d
+	}
+	for _, tc := range []struct {
+		entries, valueBytes int
+		wantOK              bool
+	}{{1, 10, true}, {40, 100, true}, {3, 2000, false}, {400, 100, false}} {
+		d := mk(tc.entries, tc.valueBytes)
+		msgs, ok, err := deltaPackets("n1", d, nil)
+		if err != nil || ok != tc.wantOK {
+			t.Fatalf("%d entries of %d bytes: ok %v err %v, want ok %v", tc.entries, tc.valueBytes, ok, err, tc.wantOK)
+		}
+		if !ok {
+			continue
+		}
+		if len(msgs) > maxUDPBurst {
+			t.Errorf("%d packets, over %d", len(msgs), maxUDPBurst)
+		}
+		var got []crdt.Entry
+		from := d.From
+		for _, m := range msgs {
+			if len(m) > udpMax {
+				t.Errorf("a packet of %d bytes", len(m))
+			}
+			kind, _, body, err := decodeMsg(m)
+			if err != nil || kind != msgDelta {
+				t.Fatalf("decode: %v %v", kind, err)
+			}
+			var part crdt.Delta
+			if err := part.UnmarshalBinary(body); err != nil {
+				t.Fatal(err)
+			}
+			if part.From != from {
+				t.Errorf("a part from %d, want %d (where the one before ended)", part.From, from)
+			}
+			from = part.To
+			got = append(got, part.Entries...)
+		}
+		if from != d.To || len(got) != len(d.Entries) {
+			t.Errorf("parts end at %d with %d entries, want %d with %d", from, len(got), d.To, len(d.Entries))
+		}
+		for i := range got {
+			if got[i].Key != d.Entries[i].Key || got[i].Seq != d.Entries[i].Seq {
+				t.Errorf("entry %d: %s/%d, want %s/%d", i, got[i].Key, got[i].Seq, d.Entries[i].Key, d.Entries[i].Seq)
+			}
+		}
 	}
 }
