@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -40,9 +39,15 @@ type conn struct {
 	closing     bool
 	closeCode   websocket.StatusCode
 	closeReason string
-	flushing    bool          // a flusher goroutine is running
-	finished    bool          // writing is over: no flusher will start again
-	writerDone  chan struct{} // closed when finished is set
+	flushing    bool // a flusher goroutine is running
+	// handling is set while the reader handles a message: a flush that
+	// would start then is left to the reader, which runs it when done
+	// (flushAfter), so an answer goes out without waking a writer.
+	handling   bool
+	flushAfter bool
+	late       bool          // in the server's batch of delayed flushes
+	finished   bool          // writing is over: no flusher will start again
+	writerDone chan struct{} // closed when finished is set
 
 	// Read side. readMu is held by whoever reads (one goroutine at a time,
 	// but not always the same one) and by end.
@@ -85,7 +90,30 @@ func (c *conn) signal() {
 		return
 	}
 	c.flushing = true
+	if c.handling && !c.closing {
+		c.flushAfter = true
+		return
+	}
 	c.s.dispatchFlush(c)
+}
+
+// beginHandling and endHandling bracket the reader's handling of one
+// message; endHandling runs the flush signalled meanwhile.
+func (c *conn) beginHandling() {
+	c.mu.Lock()
+	c.handling = true
+	c.mu.Unlock()
+}
+
+func (c *conn) endHandling() {
+	c.mu.Lock()
+	c.handling = false
+	run := c.flushAfter
+	c.flushAfter = false
+	c.mu.Unlock()
+	if run {
+		c.flush()
+	}
 }
 
 // finishLocked marks writing over and releases those waiting for it.
@@ -112,11 +140,22 @@ func (c *conn) stop() {
 	<-c.writerDone
 }
 
+// joinBuffers hold the messages of one flush joined into one frame (a
+// buffer per flush was most of a node's allocations in the fan-out bench).
+// One that grew past maxJoinBuffer is left to the GC.
+var joinBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+const maxJoinBuffer = 64 << 10
+
 // enqueue queues one encoded message. It never blocks: when the queue is
 // full the connection is closed as a slow consumer (4001), and other
 // connections are never held up by it. Safe from any goroutine, including
 // the engine's event delivery.
-func (c *conn) enqueue(b []byte) bool {
+func (c *conn) enqueue(b []byte) bool { return c.push(b, false) }
+
+// push is enqueue; with later, the flush may wait for the next batch of
+// delayed flushes (flushLater) when none is running already.
+func (c *conn) push(b []byte, later bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
@@ -133,8 +172,22 @@ func (c *conn) enqueue(b []byte) bool {
 	}
 	c.queue = append(c.queue, b)
 	c.queuedBytes += len(b)
-	c.signal()
+	if later {
+		c.signalLater()
+	} else {
+		c.signal()
+	}
 	return true
+}
+
+// signalLater starts a flush at the server's next batch of delayed
+// flushes, unless one is running or due. Called with c.mu held.
+func (c *conn) signalLater() {
+	if c.flushing || c.finished || c.late {
+		return
+	}
+	c.late = true
+	c.s.flushLater(c)
 }
 
 func (c *conn) send(v any) {
@@ -176,7 +229,6 @@ func (c *conn) closeRestart(ctx context.Context) {
 // flush writes what is queued until the queue is empty, then ends; with
 // the connection closing it writes the close frame and writing is over.
 func (c *conn) flush() {
-	var buf bytes.Buffer
 	for {
 		c.mu.Lock()
 		if c.ctx.Err() != nil {
@@ -195,15 +247,16 @@ func (c *conn) flush() {
 		c.mu.Unlock()
 		if len(batch) > 0 {
 			frame := batch[0] // one message: written as it is, no copy
+			var joined *[]byte
 			if len(batch) > 1 {
-				buf.Reset()
+				joined = joinBuffers.Get().(*[]byte)
 				for i, b := range batch {
 					if i > 0 {
-						buf.WriteByte('\n')
+						*joined = append(*joined, '\n')
 					}
-					buf.Write(b)
+					*joined = append(*joined, b...)
 				}
-				frame = buf.Bytes()
+				frame = *joined
 			}
 			// coder/websocket writes the frame into the socket's batch,
 			// which goes out in one write bounded by WriteTimeout.
@@ -211,6 +264,10 @@ func (c *conn) flush() {
 			err := c.ws.Write(context.Background(), websocket.MessageText, frame)
 			if berr := c.pc.endBatch(c.s.cfg.WriteTimeout); err == nil {
 				err = berr
+			}
+			if joined != nil && cap(*joined) <= maxJoinBuffer {
+				*joined = (*joined)[:0]
+				joinBuffers.Put(joined)
 			}
 			if err != nil {
 				c.cancel()
@@ -266,14 +323,17 @@ type subscription struct {
 	cancel  func()
 }
 
-func (sub *subscription) deliver(b []byte) {
+// deliver queues one event; the event of a room with bulkFanout or more
+// subscribers on this node is flushed with the next batch of delayed
+// flushes (see flushLater).
+func (sub *subscription) deliver(b []byte, fanout int) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	if !sub.ready {
 		sub.pending = append(sub.pending, b)
 		return
 	}
-	sub.c.enqueue(b)
+	sub.c.push(b, sub.c.s.isBulk(fanout))
 }
 
 func (sub *subscription) start(snapshot []byte) {

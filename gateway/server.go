@@ -48,6 +48,8 @@ type Config struct {
 	MaxBatchIDs       int           // 100 ids per user batch query
 	Ready             func() bool   // readiness beyond the engine (e.g. raft leader known); nil = always
 	blockingReads     bool          // tests: every connection keeps a reading goroutine, as without epoll
+	bulkFanout        int           // tests: 0 is the constant of coalesce.go
+	coalesceWindow    time.Duration // tests: 0 is the constant of coalesce.go
 	DebugEndpoints    bool          // serve GET /internal/v1/debug/sessions/{session} (no auth: for test clusters)
 	Meta              MetaStore     // nil: metadata endpoints answer 503
 	Logger            *zap.Logger
@@ -115,6 +117,10 @@ type Server struct {
 	poller  *poller    // nil: each connection has a reading goroutine
 	readyCh chan *conn // to the reader workers (with the poller)
 	flushCh chan *conn // to the writer workers
+
+	lateMu    sync.Mutex // guards late and lateArmed (coalesce.go)
+	late      []*conn
+	lateArmed bool
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}

@@ -91,7 +91,7 @@ func (c *conn) subscribe(m inbound) {
 		return
 	}
 	sub := &subscription{c: c}
-	snap, cancel, err := c.s.engine.Subscribe(m.Room, func(ev *session.Event) { sub.deliver(ev.JSON()) })
+	snap, cancel, err := c.s.engine.Subscribe(m.Room, func(ev *session.Event) { sub.deliver(ev.JSON(), ev.Fanout()) })
 	if err != nil {
 		c.replyErr(m.ID, err)
 		return

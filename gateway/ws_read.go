@@ -222,6 +222,8 @@ func (c *conn) readOne() (over bool) {
 		c.s.metrics.readEnds.WithLabelValues(readEndWhy(err)).Inc()
 		return true
 	}
+	c.beginHandling()
+	defer c.endHandling()
 	now := time.Now()
 	c.lastRead.Store(now.UnixNano())
 	c.s.metrics.messagesIn.Inc()

@@ -33,12 +33,16 @@ type Event struct {
 	State   State           `json:"state,omitempty"`
 	Typing  bool            `json:"typing,omitempty"`
 
-	raw []byte
+	raw    []byte
+	fanout int
 }
 
 // JSON is the event's wire encoding, computed once per event however many
 // subscribers receive it.
 func (ev *Event) JSON() []byte { return ev.raw }
+
+// Fanout is how many subscribers of this node receive the event.
+func (ev *Event) Fanout() int { return ev.fanout }
 
 // Snapshot is a room's state at Version; events with Version+1 onwards follow it.
 type Snapshot struct {
@@ -69,6 +73,7 @@ func (e *Engine) emitLocked(r *room, ev Event) {
 		return
 	}
 	ev.raw = encodeEvent(&ev)
+	ev.fanout = len(r.subs)
 	p := &ev
 	for s := range r.subs {
 		s.sink(p)

@@ -1,0 +1,65 @@
+package gateway
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/presenced/presenced/gateway/client"
+	"github.com/presenced/presenced/session"
+)
+
+// Events of a room with bulkFanout subscribers or more reach each of them
+// in one frame per coalescing window; answers are not held back.
+func TestWSEventsOfABusyRoomAreCoalesced(t *testing.T) {
+	readModes(t, func(t *testing.T, o nodeOpts) {
+		o.gateway.bulkFanout = 1 // every room is busy
+		o.gateway.coalesceWindow = time.Second
+		n := newTestNode(t, o)
+		ctx := ctxT(t)
+		watcher := n.dial(client.Options{User: "watcher"})
+		if _, err := watcher.Subscribe(ctx, "hall"); err != nil {
+			t.Fatal(err)
+		}
+		writer := n.dial(client.Options{User: "writer"})
+		if err := writer.Enter(ctx, "hall", map[string]any{"v": 0}); err != nil {
+			t.Fatal(err)
+		}
+		eventsUntil(t, watcher, func(ev *session.Event) bool { return ev.Type == session.EventOnline })
+		frames0, msgs0 := testutil.ToFloat64(n.gw.metrics.framesOut), testutil.ToFloat64(n.gw.metrics.messagesOut)
+		start := time.Now()
+		const updates = 10
+		for i := 1; i <= updates; i++ {
+			t0 := time.Now()
+			if err := writer.Update(ctx, "hall", map[string]any{"v": i}); err != nil {
+				t.Fatal(err)
+			}
+			if d := time.Since(t0); d > 500*time.Millisecond {
+				t.Fatalf("an answer took %v: held back with the events?", d)
+			}
+		}
+		within := time.Since(start) < time.Second
+		evs := eventsUntil(t, watcher, func(ev *session.Event) bool {
+			return ev.Type == session.EventUpdate && string(ev.Member.Data) == `{"v":10}`
+		})
+		var last uint64
+		for _, ev := range evs {
+			if ev.Version <= last {
+				t.Fatalf("version %d after %d", ev.Version, last)
+			}
+			last = ev.Version
+		}
+		frames := testutil.ToFloat64(n.gw.metrics.framesOut) - frames0
+		msgs := testutil.ToFloat64(n.gw.metrics.messagesOut) - msgs0
+		// The writer's 10 answers are a frame each; the watcher's 10 events
+		// (and any state event of the writer's session) one frame when the
+		// updates fit in one window, two otherwise: never one per event.
+		if msgs < 2*updates {
+			t.Fatalf("%v messages out, want at least %d", msgs, 2*updates)
+		}
+		if within && frames > updates+2 || frames > updates+3 {
+			t.Fatalf("%v frames for %v messages: %d answers and the events (updates within one window: %v)", frames, msgs, updates, within)
+		}
+	})
+}
