@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -214,7 +216,9 @@ func (c *conn) readMessages(wait bool) (over bool) {
 func (c *conn) readOne() (over bool) {
 	// No context: coder/websocket would register one callback per read in
 	// it. A read is cut by closing the socket (writerClosed, endLocked).
-	_, b, err := c.ws.Read(context.Background())
+	buf := readBuffers.Get().(*bytes.Buffer)
+	defer putReadBuffer(buf)
+	b, err := c.readMessage(buf)
 	if err != nil {
 		if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
 			c.s.metrics.errors.WithLabelValues(string(CodeTooLarge)).Inc()
@@ -244,6 +248,29 @@ func (c *conn) readOne() (over bool) {
 		return true // the session lives on another connection now
 	}
 	return c.handle(m)
+}
+
+// readBuffers hold one message while it is decoded (json.Unmarshal copies
+// what it keeps): coder/websocket's Read allocated a new slice per message.
+var readBuffers = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 1024)) }}
+
+func putReadBuffer(b *bytes.Buffer) {
+	if b.Cap() <= maxJoinBuffer { // a rare big one is left to the GC
+		b.Reset()
+		readBuffers.Put(b)
+	}
+}
+
+// readMessage reads the next message into buf.
+func (c *conn) readMessage(buf *bytes.Buffer) ([]byte, error) {
+	_, r, err := c.ws.Reader(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := buf.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // endLocked, with readMu held, ends the connection once: the session goes
