@@ -292,6 +292,11 @@ func run(ctx context.Context, c config) (*results, error) {
 		for i := 0; i < c.rooms; i++ {
 			rooms = append(rooms, fmt.Sprintf("r%03d", i))
 		}
+		// The kill is timed from a settled cluster, not amid the previous
+		// phase's leftovers (a churn pair's enter outlives the phase, and
+		// replication catches up after it).
+		settled, took := settle(ctx, nodes, 15*time.Second)
+		progress("kill: nodes settled (%v) after %v", settled, took.Round(100*time.Millisecond))
 		// Only the victim's sessions still connected can go stale (a lost
 		// one has left already).
 		k, err := measureKill(ctx, nodes, victim, victim.name+"-w", fl.liveOn(victim.name), rooms, progress)

@@ -227,10 +227,11 @@ func measureFanOut(ctx context.Context, nodes []*node, subs int, rate float64, d
 		}
 		cs = append(cs, c)
 	}
-	// Each writer waits for its answer before the next update: at 15/s
-	// each, an answer may take 65 ms before a writer falls behind (at 40/s
-	// the writers reached 46 of 130 updates/s under the full load).
-	count := max(1, int(rate/15))
+	// Each writer waits for its answer before the next update: at 10/s
+	// each, an answer may take 100 ms before a writer falls behind (at 40/s
+	// the writers reached 46 of 130 updates/s under the full load, at 15/s
+	// 123 of 130).
+	count := max(1, int(rate/10))
 	var sent atomic.Int64
 	var stops []func()
 	for i := 0; i < count; i++ { // writers spread over the nodes too
