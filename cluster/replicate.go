@@ -189,14 +189,21 @@ func deltaPackets(name string, d crdt.Delta, out [][]byte) (msgs [][]byte, ok bo
 	if err != nil {
 		return nil, false, err
 	}
-	if msg := encodeMsg(msgDelta, name, body); len(msg) <= udpMax {
+	msg := encodeMsg(msgDelta, name, body)
+	if len(msg) <= udpMax {
 		return append(out, msg), len(out) < maxUDPBurst, nil
 	}
-	if len(d.Entries) < 2 || len(out) >= maxUDPBurst {
+	// A full page (a pull's answer: the asker asks for the next page when
+	// it gets maxDeltaEntries) stays whole; so does one that cannot fit.
+	if len(d.Entries) < 2 || len(d.Entries) >= maxDeltaEntries || len(out) >= maxUDPBurst || len(msg) > maxUDPBurst*udpMax {
 		return nil, false, nil
 	}
 	mid := len(d.Entries) / 2
-	first := crdt.Delta{Origin: d.Origin, From: d.From, To: d.Entries[mid-1].Seq, Entries: d.Entries[:mid]}
+	// The first part ends at its last entry, or at d.To when that is lower:
+	// a delta may carry entries above its range (held past a gap), and a
+	// part claiming them as its range would move the receiver's watermark
+	// over the gap.
+	first := crdt.Delta{Origin: d.Origin, From: d.From, To: min(d.Entries[mid-1].Seq, d.To), Entries: d.Entries[:mid]}
 	rest := crdt.Delta{Origin: d.Origin, From: first.To, To: d.To, Entries: d.Entries[mid:]}
 	if out, ok, err = deltaPackets(name, first, out); !ok {
 		return nil, false, err

@@ -38,10 +38,9 @@ const maxPacket = 65536
 // newNetTransport listens for TCP and UDP on host:port (port 0: one the
 // kernel picks, the same for both).
 func newNetTransport(host string, port int, log *zap.Logger) (*netTransport, error) {
+	// An empty host, or a name (not resolved, as memberlist's NetTransport
+	// does not), binds every interface.
 	ip := net.ParseIP(host)
-	if ip == nil {
-		return nil, fmt.Errorf("gossip bind address %q is not an IP address", host)
-	}
 	tcp, err := net.ListenTCP("tcp", &net.TCPAddr{IP: ip, Port: port})
 	if err != nil {
 		return nil, fmt.Errorf("gossip: listen on TCP %s: %w", net.JoinHostPort(host, fmt.Sprint(port)), err)

@@ -133,9 +133,15 @@ func TestDeltaPacketsSplitABigDelta(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		entries, valueBytes int
+		to                  uint64 // 0: above every entry
 		wantOK              bool
-	}{{1, 10, true}, {40, 100, true}, {3, 2000, false}, {400, 100, false}} {
+	}{{1, 10, 0, true}, {40, 100, 0, true}, {3, 2000, 0, false}, {400, 100, 0, false},
+		// entries above the range (held past a gap): no part may claim them
+		{40, 100, 20, true}} {
 		d := mk(tc.entries, tc.valueBytes)
+		if tc.to != 0 {
+			d.To = tc.to
+		}
 		msgs, ok, err := deltaPackets("n1", d, nil)
 		if err != nil || ok != tc.wantOK {
 			t.Fatalf("%d entries of %d bytes: ok %v err %v, want ok %v", tc.entries, tc.valueBytes, ok, err, tc.wantOK)
@@ -162,6 +168,9 @@ func TestDeltaPacketsSplitABigDelta(t *testing.T) {
 			}
 			if part.From != from {
 				t.Errorf("a part from %d, want %d (where the one before ended)", part.From, from)
+			}
+			if part.To > d.To {
+				t.Errorf("a part's range ends at %d, past the delta's %d", part.To, d.To)
 			}
 			from = part.To
 			got = append(got, part.Entries...)

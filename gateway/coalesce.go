@@ -39,11 +39,14 @@ func (s *Server) flushLater(c *conn) {
 		if w <= 0 {
 			w = coalesceWindow
 		}
-		time.AfterFunc(w, s.flushLate)
+		s.lateTimer = time.AfterFunc(w, s.flushLate)
 	}
 }
 
-// flushLate starts the flushes of the batch.
+// flushLate hands the batch's connections to the writers, waiting for a
+// free one each time (a goroutine per connection of a batch of hundreds
+// would grow its stack for every batch). After Close it flushes them
+// itself: they are ending.
 func (s *Server) flushLate() {
 	s.lateMu.Lock()
 	batch := s.late
@@ -52,7 +55,18 @@ func (s *Server) flushLate() {
 	for _, c := range batch {
 		c.mu.Lock()
 		c.late = false
-		c.signal()
+		start := !c.flushing && !c.finished
+		if start {
+			c.flushing = true
+		}
 		c.mu.Unlock()
+		if !start {
+			continue
+		}
+		select {
+		case s.flushCh <- c:
+		case <-s.stop:
+			c.flush()
+		}
 	}
 }

@@ -65,3 +65,38 @@ func TestWSEventsOfABusyRoomAreCoalesced(t *testing.T) {
 		}
 	})
 }
+
+// A burst bigger than a quarter of the send queue is not held for the
+// window: held, it would fill the queue and drop the subscriber as slow.
+func TestWSBurstInABusyRoomIsNotHeldUntilTheQueueFills(t *testing.T) {
+	o := nodeOpts{}
+	o.gateway.bulkFanout = 1
+	o.gateway.coalesceWindow = time.Hour
+	o.gateway.SendQueue = 8
+	n := newTestNode(t, o)
+	ctx := ctxT(t)
+	watcher := n.dial(client.Options{User: "watcher"})
+	if _, err := watcher.Subscribe(ctx, "hall"); err != nil {
+		t.Fatal(err)
+	}
+	writer := n.dial(client.Options{User: "writer"})
+	if err := writer.Enter(ctx, "hall", map[string]any{"v": 0}); err != nil {
+		t.Fatal(err)
+	}
+	const updates = 30
+	for i := 1; i <= updates; i++ {
+		if err := writer.Update(ctx, "hall", map[string]any{"v": i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Without the bypass the events wait an hour (the test times out) or
+	// the queue fills and the watcher is closed with 4001.
+	eventsUntil(t, watcher, func(ev *session.Event) bool {
+		return ev.Type == session.EventUpdate && string(ev.Member.Data) == `{"v":30}`
+	})
+	select {
+	case <-watcher.Done():
+		t.Fatalf("watcher closed: %d %s", watcher.CloseStatus(), watcher.CloseReason())
+	default:
+	}
+}

@@ -110,9 +110,14 @@ func (c *conn) endHandling() {
 	c.handling = false
 	run := c.flushAfter
 	c.flushAfter = false
+	if run && c.closing {
+		// The close handshake waits for the client's answer: a writer's job.
+		c.s.dispatchFlush(c)
+		run = false
+	}
 	c.mu.Unlock()
 	if run {
-		c.flush()
+		c.flushOnce()
 	}
 }
 
@@ -172,7 +177,10 @@ func (c *conn) push(b []byte, later bool) bool {
 	}
 	c.queue = append(c.queue, b)
 	c.queuedBytes += len(b)
-	if later {
+	// A burst (a page of replicated changes, a node's sessions going
+	// stale) is not held for the window: waiting, it could fill the queue
+	// and cost every subscriber of the room its connection.
+	if later && len(c.queue) < max(1, c.s.cfg.SendQueue/4) {
 		c.signalLater()
 	} else {
 		c.signal()
@@ -229,65 +237,87 @@ func (c *conn) closeRestart(ctx context.Context) {
 // flush writes what is queued until the queue is empty, then ends; with
 // the connection closing it writes the close frame and writing is over.
 func (c *conn) flush() {
-	for {
-		c.mu.Lock()
-		if c.ctx.Err() != nil {
-			c.finishLocked()
-			c.mu.Unlock()
-			return
-		}
-		batch := c.queue
-		c.queue, c.queuedBytes = nil, 0
-		closing, code, reason := c.closing, c.closeCode, c.closeReason
-		if len(batch) == 0 && !closing {
-			c.flushing = false
-			c.mu.Unlock()
-			return
-		}
+	for c.flushStep() {
+	}
+}
+
+// flushOnce is the reader's flush of what its handling queued (the
+// answer, usually): one write, then, if more has been queued meanwhile, a
+// writer takes over, so a busy stream never keeps the reader from reading.
+func (c *conn) flushOnce() {
+	if !c.flushStep() {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) == 0 && !c.closing && c.ctx.Err() == nil {
+		c.flushing = false
+		return
+	}
+	c.s.dispatchFlush(c)
+}
+
+// flushStep writes what is queued as one frame, or with the connection
+// closing the close frame after it; it reports false when the flush is
+// over (nothing queued, or writing finished).
+func (c *conn) flushStep() bool {
+	c.mu.Lock()
+	if c.ctx.Err() != nil {
+		c.finishLocked()
 		c.mu.Unlock()
-		if len(batch) > 0 {
-			frame := batch[0] // one message: written as it is, no copy
-			var joined *[]byte
-			if len(batch) > 1 {
-				joined = joinBuffers.Get().(*[]byte)
-				for i, b := range batch {
-					if i > 0 {
-						*joined = append(*joined, '\n')
-					}
-					*joined = append(*joined, b...)
+		return false
+	}
+	batch := c.queue
+	c.queue, c.queuedBytes = nil, 0
+	closing, code, reason := c.closing, c.closeCode, c.closeReason
+	if len(batch) == 0 && !closing {
+		c.flushing = false
+		c.mu.Unlock()
+		return false
+	}
+	c.mu.Unlock()
+	if len(batch) > 0 {
+		frame := batch[0] // one message: written as it is, no copy
+		var joined *[]byte
+		if len(batch) > 1 {
+			joined = joinBuffers.Get().(*[]byte)
+			for i, b := range batch {
+				if i > 0 {
+					*joined = append(*joined, '\n')
 				}
-				frame = *joined
+				*joined = append(*joined, b...)
 			}
-			// coder/websocket writes the frame into the socket's batch,
-			// which goes out in one write bounded by WriteTimeout.
-			c.pc.beginBatch()
-			err := c.ws.Write(context.Background(), websocket.MessageText, frame)
-			if berr := c.pc.endBatch(c.s.cfg.WriteTimeout); err == nil {
-				err = berr
-			}
-			if joined != nil && cap(*joined) <= maxJoinBuffer {
-				*joined = (*joined)[:0]
-				joinBuffers.Put(joined)
-			}
-			if err != nil {
-				c.cancel()
-				c.writerClosed()
-				continue // finishes at the top
-			}
-			c.s.metrics.framesOut.Inc()
-			c.s.metrics.messagesOut.Add(float64(len(batch)))
+			frame = *joined
 		}
-		if closing {
-			c.s.metrics.closes.WithLabelValues(fmt.Sprint(int(code))).Inc()
-			c.bufMu.Lock()
-			c.closeStarted = true
-			c.bufMu.Unlock()
-			_ = c.ws.Close(code, reason)
+		// coder/websocket writes the frame into the socket's batch,
+		// which goes out in one write bounded by WriteTimeout.
+		c.pc.beginBatch()
+		err := c.ws.Write(context.Background(), websocket.MessageText, frame)
+		if berr := c.pc.endBatch(c.s.cfg.WriteTimeout); err == nil {
+			err = berr
+		}
+		if joined != nil && cap(*joined) <= maxJoinBuffer {
+			*joined = (*joined)[:0]
+			joinBuffers.Put(joined)
+		}
+		if err != nil {
 			c.cancel()
 			c.writerClosed()
-			continue // finishes at the top
+			return true // finishes in the next step
 		}
+		c.s.metrics.framesOut.Inc()
+		c.s.metrics.messagesOut.Add(float64(len(batch)))
 	}
+	if closing {
+		c.s.metrics.closes.WithLabelValues(fmt.Sprint(int(code))).Inc()
+		c.bufMu.Lock()
+		c.closeStarted = true
+		c.bufMu.Unlock()
+		_ = c.ws.Close(code, reason)
+		c.cancel()
+		c.writerClosed()
+	}
+	return true
 }
 
 // allow applies the per-connection token bucket. Over the limit the message

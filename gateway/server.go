@@ -121,6 +121,7 @@ type Server struct {
 	lateMu    sync.Mutex // guards late and lateArmed (coalesce.go)
 	late      []*conn
 	lateArmed bool
+	lateTimer *time.Timer
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -211,6 +212,11 @@ func (s *Server) Close() {
 		close(s.stop)
 	}
 	s.mu.Unlock()
+	s.lateMu.Lock()
+	if s.lateTimer != nil {
+		s.lateTimer.Stop() // one already running flushes its batch itself
+	}
+	s.lateMu.Unlock()
 	// The poller first, so that nothing is handed to a reader after the
 	// workers end; then the sockets still open (Close without Drain), so that
 	// no reader waits on a partial frame for good.

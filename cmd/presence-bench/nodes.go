@@ -169,8 +169,9 @@ func settle(ctx context.Context, nodes []*node, max time.Duration) (bool, time.D
 		sleepCtx(ctx, time.Second)
 		var used time.Duration
 		for _, n := range nodes {
-			if ps, err := readProc(n.pid()); err == nil {
-				used += ps.cpu - before[n]
+			b, ok := before[n]
+			if ps, err := readProc(n.pid()); err == nil && ok {
+				used += ps.cpu - b
 			}
 		}
 		if used.Seconds()/time.Since(t0).Seconds() < settleCores {
