@@ -95,8 +95,17 @@ func TestNetTransportStreams(t *testing.T) {
 // arrived (memberlist shuts its transport down before it stops reading).
 func TestNetTransportShutdownWithNobodyReading(t *testing.T) {
 	a, b := newTestTransport(t), newTestTransport(t)
-	if _, err := a.WriteTo([]byte("x"), b.udp.LocalAddr().String()); err != nil {
-		t.Fatal(err)
+	// Two packets: once the first is taken, the reader has the second in
+	// hand and waits for someone to take it.
+	for _, p := range []string{"x", "y"} {
+		if _, err := a.WriteTo([]byte(p), b.udp.LocalAddr().String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-b.PacketCh():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no packet")
 	}
 	c, err := a.DialTimeout(b.tcp.Addr().String(), 5*time.Second)
 	if err != nil {

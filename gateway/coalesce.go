@@ -18,15 +18,6 @@ const (
 	coalesceWindow = 25 * time.Millisecond
 )
 
-// isBulk reports whether an event for fanout subscribers waits for the
-// next batch of delayed flushes.
-func (s *Server) isBulk(fanout int) bool {
-	if s.cfg.bulkFanout > 0 {
-		return fanout >= s.cfg.bulkFanout
-	}
-	return fanout >= bulkFanout
-}
-
 // flushLater adds c to the batch of delayed flushes, starting its timer if
 // it is the first. Called with c.mu held (lock order: c.mu, then lateMu).
 func (s *Server) flushLater(c *conn) {
@@ -35,11 +26,7 @@ func (s *Server) flushLater(c *conn) {
 	s.late = append(s.late, c)
 	if !s.lateArmed {
 		s.lateArmed = true
-		w := s.cfg.coalesceWindow
-		if w <= 0 {
-			w = coalesceWindow
-		}
-		s.lateTimer = time.AfterFunc(w, s.flushLate)
+		s.lateTimer = time.AfterFunc(s.cfg.coalesceWindow, s.flushLate)
 	}
 }
 
@@ -55,10 +42,7 @@ func (s *Server) flushLate() {
 	for _, c := range batch {
 		c.mu.Lock()
 		c.late = false
-		start := !c.flushing && !c.finished
-		if start {
-			c.flushing = true
-		}
+		start := c.claimFlushLocked()
 		c.mu.Unlock()
 		if !start {
 			continue

@@ -10,23 +10,33 @@ import (
 	"github.com/presenced/presenced/session"
 )
 
+// busyRoom serves a node where every room is busy (bulkFanout 1) with the
+// given coalescing window, a watcher subscribed to "hall" and a writer in
+// it.
+func busyRoom(t *testing.T, o nodeOpts, window time.Duration) (n *testNode, watcher, writer *client.Client) {
+	t.Helper()
+	o.gateway.bulkFanout = 1
+	o.gateway.coalesceWindow = window
+	n = newTestNode(t, o)
+	ctx := ctxT(t)
+	watcher = n.dial(client.Options{User: "watcher"})
+	if _, err := watcher.Subscribe(ctx, "hall"); err != nil {
+		t.Fatal(err)
+	}
+	writer = n.dial(client.Options{User: "writer"})
+	if err := writer.Enter(ctx, "hall", map[string]any{"v": 0}); err != nil {
+		t.Fatal(err)
+	}
+	return n, watcher, writer
+}
+
 // Events of a room with bulkFanout subscribers or more reach each of them
 // in one frame per coalescing window; answers are not held back.
 func TestWSEventsOfABusyRoomAreCoalesced(t *testing.T) {
 	readModes(t, func(t *testing.T, o nodeOpts) {
-		o.gateway.bulkFanout = 1 // every room is busy
 		const window = 3 * time.Second
-		o.gateway.coalesceWindow = window
-		n := newTestNode(t, o)
+		n, watcher, writer := busyRoom(t, o, window)
 		ctx := ctxT(t)
-		watcher := n.dial(client.Options{User: "watcher"})
-		if _, err := watcher.Subscribe(ctx, "hall"); err != nil {
-			t.Fatal(err)
-		}
-		writer := n.dial(client.Options{User: "writer"})
-		if err := writer.Enter(ctx, "hall", map[string]any{"v": 0}); err != nil {
-			t.Fatal(err)
-		}
 		eventsUntil(t, watcher, func(ev *session.Event) bool { return ev.Type == session.EventOnline })
 		frames0, msgs0 := testutil.ToFloat64(n.gw.metrics.framesOut), testutil.ToFloat64(n.gw.metrics.messagesOut)
 		start := time.Now()
@@ -76,19 +86,9 @@ func TestWSEventsOfABusyRoomAreCoalesced(t *testing.T) {
 // window: held, it would fill the queue and drop the subscriber as slow.
 func TestWSBurstInABusyRoomIsNotHeldUntilTheQueueFills(t *testing.T) {
 	o := nodeOpts{}
-	o.gateway.bulkFanout = 1
-	o.gateway.coalesceWindow = time.Hour
 	o.gateway.SendQueue = 8
-	n := newTestNode(t, o)
+	_, watcher, writer := busyRoom(t, o, time.Hour)
 	ctx := ctxT(t)
-	watcher := n.dial(client.Options{User: "watcher"})
-	if _, err := watcher.Subscribe(ctx, "hall"); err != nil {
-		t.Fatal(err)
-	}
-	writer := n.dial(client.Options{User: "writer"})
-	if err := writer.Enter(ctx, "hall", map[string]any{"v": 0}); err != nil {
-		t.Fatal(err)
-	}
 	const updates = 30
 	for i := 1; i <= updates; i++ {
 		if err := writer.Update(ctx, "hall", map[string]any{"v": i}); err != nil {

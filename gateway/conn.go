@@ -84,12 +84,21 @@ func newConn(s *Server, ws *websocket.Conn, parent context.Context) *conn {
 	return c
 }
 
-// signal starts a flush unless one is running. Called with c.mu held.
-func (c *conn) signal() {
+// claimFlushLocked marks a flush running and reports true, unless one is
+// running or writing is over. Whoever claims it starts it. c.mu held.
+func (c *conn) claimFlushLocked() bool {
 	if c.flushing || c.finished {
-		return
+		return false
 	}
 	c.flushing = true
+	return true
+}
+
+// signal starts a flush unless one is running. Called with c.mu held.
+func (c *conn) signal() {
+	if !c.claimFlushLocked() {
+		return
+	}
 	if c.handling && !c.closing {
 		c.flushAfter = true
 		return
@@ -363,7 +372,7 @@ func (sub *subscription) deliver(b []byte, fanout int) {
 		sub.pending = append(sub.pending, b)
 		return
 	}
-	sub.c.push(b, sub.c.s.isBulk(fanout))
+	sub.c.push(b, fanout >= sub.c.s.cfg.bulkFanout)
 }
 
 func (sub *subscription) start(snapshot []byte) {

@@ -48,8 +48,8 @@ type Config struct {
 	MaxBatchIDs       int           // 100 ids per user batch query
 	Ready             func() bool   // readiness beyond the engine (e.g. raft leader known); nil = always
 	blockingReads     bool          // tests: every connection keeps a reading goroutine, as without epoll
-	bulkFanout        int           // tests: 0 is the constant of coalesce.go
-	coalesceWindow    time.Duration // tests: 0 is the constant of coalesce.go
+	bulkFanout        int           // tests; 0: the constant of coalesce.go
+	coalesceWindow    time.Duration // tests; 0: the constant of coalesce.go
 	DebugEndpoints    bool          // serve GET /internal/v1/debug/sessions/{session} (no auth: for test clusters)
 	Meta              MetaStore     // nil: metadata endpoints answer 503
 	Logger            *zap.Logger
@@ -78,6 +78,7 @@ func (c *Config) setDefaults() {
 	d(&c.IdleAfter, 60*time.Second)
 	d(&c.AwayAfter, 5*time.Minute)
 	d(&c.TypingTimeout, 3*time.Second)
+	d(&c.coalesceWindow, coalesceWindow)
 	n := func(p *int, v int) {
 		if *p <= 0 {
 			*p = v
@@ -91,6 +92,7 @@ func (c *Config) setDefaults() {
 	n(&c.MaxDataBytes, 2048)
 	n(&c.MaxIDBytes, 128)
 	n(&c.MaxRoomsPerSession, 100)
+	n(&c.bulkFanout, bulkFanout)
 	if c.RateLimit <= 0 {
 		c.RateLimit = 50
 	}
