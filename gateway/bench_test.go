@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/presenced/presenced/gateway/client"
 	"github.com/presenced/presenced/session"
 )
 
@@ -19,7 +21,7 @@ func benchNode(b *testing.B, n int) (*httptest.Server, []string) {
 	b.Helper()
 	e := session.New(session.Config{Node: "bench", Incarnation: 1})
 	v, _ := NewVerifier(AuthConfig{})
-	gw := New(Config{Logger: zap.NewNop()}, e, v)
+	gw := New(Config{Logger: zap.NewNop(), RateLimit: 1e9}, e, v) // a benchmark's one session sends as fast as it can
 	hs := httptest.NewServer(gw.Handler())
 	b.Cleanup(func() { hs.Close(); gw.Close(); e.Stop() })
 	var users []string
@@ -74,4 +76,28 @@ func BenchmarkHTTPRoomCounts10k(b *testing.B) {
 func BenchmarkHTTPUsersBatch100(b *testing.B) {
 	hs, users := benchNode(b, 10_000)
 	benchGET(b, hs.URL+"/v1/users?ids="+strings.Join(users[:100], ","))
+}
+
+// BenchmarkWSEnterLeave is one session's enter+leave pair over a real
+// WebSocket on loopback, each answered before the next (client and server
+// in this process: -benchmem counts both sides' allocations).
+func BenchmarkWSEnterLeave(b *testing.B) {
+	hs, _ := benchNode(b, 1000)
+	ctx := context.Background()
+	c, err := client.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/v1/ws", client.Options{User: "bench-user", NoAutoPing: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Drop()
+	data := map[string]any{"v": 1}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := c.Enter(ctx, "big", data); err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Leave(ctx, "big", nil); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -343,3 +343,31 @@ func TestOnlyConnectionsThatTalkOftenLinger(t *testing.T) {
 		}
 	}
 }
+
+// A reader or writer started because the pool was busy stays to take more
+// work (its grown stack is kept), and ends when the server closes.
+func TestSpareWorkerTakesMoreWorkUntilTheServerCloses(t *testing.T) {
+	s := &Server{stop: make(chan struct{})}
+	ch := make(chan *conn)
+	got := make(chan *conn, 2)
+	first, second := &conn{}, &conn{}
+	ended := make(chan struct{})
+	go func() {
+		s.spare(ch, func(c *conn) { got <- c }, first)
+		close(ended)
+	}()
+	select {
+	case ch <- second: // taken only by a spare still waiting for work
+	case <-time.After(spareIdle / 2):
+		t.Fatal("the spare did not take a second connection")
+	}
+	if a, b := <-got, <-got; a != first || b != second {
+		t.Fatalf("handled %p then %p, want %p then %p", a, b, first, second)
+	}
+	close(s.stop)
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the spare did not end when the server closed")
+	}
+}

@@ -62,7 +62,9 @@ type subscriber struct {
 }
 
 // emitLocked numbers ev in r's sequence, encodes it once and hands it to
-// every subscriber of r.
+// every subscriber of r. (ev is copied to the heap only when someone
+// receives it: its Member is nil when nobody subscribes, see
+// watchedViewLocked.)
 func (e *Engine) emitLocked(r *room, ev Event) {
 	r.version++
 	ev.Room = r.name
@@ -72,9 +74,10 @@ func (e *Engine) emitLocked(r *room, ev Event) {
 	if len(r.subs) == 0 {
 		return
 	}
-	ev.raw = encodeEvent(&ev)
-	ev.fanout = len(r.subs)
-	p := &ev
+	p := new(Event)
+	*p = ev
+	p.raw = encodeEvent(p)
+	p.fanout = len(r.subs)
 	for s := range r.subs {
 		s.sink(p)
 	}

@@ -145,8 +145,7 @@ func (e *Engine) applySessionLocked(sid string, ent crdt.Entry) {
 	if memberVisibleChange(old, &rec) {
 		for name := range s.rooms.all() {
 			r := e.rooms[name]
-			m := e.memberViewLocked(s, name)
-			e.emitLocked(r, Event{Type: EventUpdate, Session: sid, User: rec.User, Member: &m})
+			e.emitLocked(r, Event{Type: EventUpdate, Session: sid, User: rec.User, Member: e.watchedViewLocked(r, s)})
 			e.touchUserLocked(r, rec.User)
 		}
 	}
@@ -223,8 +222,7 @@ func (e *Engine) applyMemberLocked(sid, name string, ent crdt.Entry) {
 	}
 	r := e.roomLocked(name)
 	if existed {
-		m := e.memberViewLocked(s, name)
-		e.emitLocked(r, Event{Type: EventUpdate, Session: sid, User: s.rec.User, Member: &m})
+		e.emitLocked(r, Event{Type: EventUpdate, Session: sid, User: s.rec.User, Member: e.watchedViewLocked(r, s)})
 		return
 	}
 	e.memberEnterLocked(r, s)
@@ -233,8 +231,7 @@ func (e *Engine) applyMemberLocked(sid, name string, ent crdt.Entry) {
 func (e *Engine) memberEnterLocked(r *room, s *sess) {
 	r.members[s.id] = s
 	r.addCounts(s)
-	m := e.memberViewLocked(s, r.name)
-	e.emitLocked(r, Event{Type: EventEnter, Session: s.id, User: s.rec.User, Member: &m})
+	e.emitLocked(r, Event{Type: EventEnter, Session: s.id, User: s.rec.User, Member: e.watchedViewLocked(r, s)})
 	e.touchUserLocked(r, s.rec.User)
 }
 
@@ -242,10 +239,10 @@ func (e *Engine) memberLeaveLocked(r *room, s *sess, gone goneRecord) {
 	if _, ok := r.members[s.id]; !ok {
 		return
 	}
-	m := e.memberViewLocked(s, r.name)
+	m := e.watchedViewLocked(r, s)
 	delete(r.members, s.id)
 	r.removeCounts(s)
-	e.emitLocked(r, Event{Type: EventLeave, Session: s.id, User: s.rec.User, Member: &m, Reason: gone.Reason, Data: gone.Data})
+	e.emitLocked(r, Event{Type: EventLeave, Session: s.id, User: s.rec.User, Member: m, Reason: gone.Reason, Data: gone.Data})
 	e.touchUserLocked(r, s.rec.User)
 	e.dropRoomIfEmptyLocked(r)
 }

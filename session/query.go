@@ -24,6 +24,16 @@ func (e *Engine) memberViewLocked(s *sess, name string) Member {
 	return m
 }
 
+// watchedViewLocked is s's member view in r for an event, or nil when
+// nobody subscribes to r: an event nobody receives is counted, not built.
+func (e *Engine) watchedViewLocked(r *room, s *sess) *Member {
+	if len(r.subs) == 0 {
+		return nil
+	}
+	m := e.memberViewLocked(s, r.name)
+	return &m
+}
+
 // memberJSONLocked returns the cached JSON of s's member view in room name.
 func (e *Engine) memberJSONLocked(s *sess, name string) []byte {
 	if b, ok := s.enc[name]; ok {
