@@ -1,6 +1,8 @@
 package session
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -113,4 +115,61 @@ func FuzzSessionRecord(f *testing.F) {
 			t.Fatalf("re-encode changed the record: %v", err)
 		}
 	})
+}
+
+// FuzzRecordDecoding: the fast readers of membership and tombstone values
+// give what json.Unmarshal gives, for any bytes (they decline, or agree).
+func FuzzRecordDecoding(f *testing.F) {
+	for _, v := range []any{
+		memberRecord{EnteredAt: 1700000000000},
+		memberRecord{Data: json.RawMessage(`{"cursor":{"x":1,"at":2},"s":"<a>"}`), EnteredAt: 5},
+		memberRecord{Data: json.RawMessage(`null`)},
+		goneRecord{Reason: ReasonExplicit},
+		goneRecord{Reason: ReasonTimeout, Epoch: 7},
+		goneRecord{Reason: ReasonKicked, Data: json.RawMessage(`{"e":1}`), Epoch: 3},
+	} {
+		f.Add(mustJSON(v))
+	}
+	for _, s := range []string{`{"data": 1,"at":2}`, `{"data":1,"at":02}`, `{"at":1,"at":2}`, `{"data":{"at":1},"at":2}`,
+		`{"at":2,"data":{"at":1}}`, `{"R":"explicit"}`, `{"r":"explicit","e":1,"e":2}`, `{"r":"closed","x":"y","e":1}`, `{"r":"x"}`, `{}`, `}`, ``} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if mr, ok := fastMemberRecord(b); ok {
+			var want memberRecord
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatalf("fast membership read of %q; json.Unmarshal: %v", b, err)
+			}
+			if mr.EnteredAt != want.EnteredAt || !bytes.Equal(mr.Data, want.Data) {
+				t.Fatalf("membership %q: fast %+v, json %+v", b, mr, want)
+			}
+		}
+		var g goneRecord
+		if fastGoneRecord(b, &g) {
+			var want goneRecord
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatalf("fast tombstone read of %q; json.Unmarshal: %v", b, err)
+			}
+			if g.Reason != want.Reason || g.Epoch != want.Epoch || !bytes.Equal(g.Data, want.Data) {
+				t.Fatalf("tombstone %q: fast %+v, json %+v", b, g, want)
+			}
+		}
+	})
+}
+
+// The values this package writes are all read by the fast path.
+func TestRecordsThisPackageWritesAreReadFast(t *testing.T) {
+	for _, v := range []memberRecord{{EnteredAt: 1700000000000}, {Data: json.RawMessage(`{"v":1}`), EnteredAt: 1}} {
+		if _, ok := fastMemberRecord(mustJSON(v)); !ok {
+			t.Errorf("membership %s not read fast", mustJSON(v))
+		}
+	}
+	for _, r := range []Reason{ReasonExplicit, ReasonClosed, ReasonTimeout, ReasonNodeFailure, ReasonKicked} {
+		for _, g := range []goneRecord{{Reason: r}, {Reason: r, Epoch: 12}} {
+			var got goneRecord
+			if !fastGoneRecord(mustJSON(g), &got) || got.Reason != g.Reason || got.Epoch != g.Epoch || got.Data != nil {
+				t.Errorf("tombstone %s read fast as %+v", mustJSON(g), got)
+			}
+		}
+	}
 }

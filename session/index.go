@@ -39,7 +39,7 @@ func (e *Engine) applyLocked(c crdt.Change) {
 func decodeGone(ent crdt.Entry) goneRecord {
 	var g goneRecord
 	if len(ent.Value) > 0 {
-		_ = json.Unmarshal(ent.Value, &g) // an undecodable reason reads as "closed"
+		_ = decodeGoneRecord(ent.Value, &g) // an undecodable reason reads as "closed"
 	}
 	if !g.Reason.Valid() {
 		g.Reason = ReasonClosed
@@ -211,8 +211,8 @@ func (e *Engine) applyMemberLocked(sid, name string, ent crdt.Entry) {
 		}
 		return
 	}
-	var mr memberRecord
-	if err := json.Unmarshal(ent.Value, &mr); err != nil {
+	mr, err := decodeMemberRecord(ent.Value)
+	if err != nil {
 		e.log.Warn("undecodable membership ignored")
 		return
 	}
