@@ -31,3 +31,23 @@ func FuzzDecodeInbound(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOKReply: the hand-built ok is byte for byte what json.Marshal makes
+// of okMsg, for any id a client frame can carry.
+func FuzzOKReply(f *testing.F) {
+	for _, id := range []string{``, `7`, `"a-1"`, `"<b>&"`, `{ "x" : 1 }`, `"\u2028"`, "\"\xff\"", `-1.5e3`, `null`, `[1, 2]`} {
+		f.Add([]byte(id))
+	}
+	f.Fuzz(func(t *testing.T, id []byte) {
+		if len(id) > 0 && !json.Valid(id) {
+			return // the decoder hands on only ids of a valid frame
+		}
+		want, err := json.Marshal(okMsg{Type: "ok", ID: rawID(id)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := okJSON(id); string(got) != string(want) {
+			t.Fatalf("id %q: ok %s, json.Marshal %s", id, got, want)
+		}
+	})
+}
