@@ -4,6 +4,7 @@ package gateway
 
 import (
 	"errors"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -18,9 +19,16 @@ import (
 //
 // The sockets stay in Go's own netpoller too: a read that finds only part
 // of a frame blocks as usual until the rest comes.
+//
+// The epoll instance is itself waited on in Go's netpoller (an epoll
+// descriptor is readable while it has events), and read with a zero
+// timeout: a goroutine blocked in epoll_wait would hold a thread in a
+// system call, each wake-up a thread switch more, on a machine where
+// switches were the largest part of an idle node's CPU.
 type poller struct {
 	epfd    int
-	wake    [2]int // a pipe: a byte written to wake[1] ends run
+	ep      *os.File // epfd, in Go's netpoller
+	wake    [2]int   // a pipe: a byte written to wake[1] ends run
 	onReady func(*conn)
 
 	mu    sync.Mutex
@@ -41,9 +49,13 @@ func newPoller(onReady func(*conn)) (*poller, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &poller{epfd: epfd, onReady: onReady, conns: make(map[uint64]*conn), done: make(chan struct{})}
-	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+	if err := syscall.SetNonblock(epfd, true); err != nil { // so os.NewFile puts it in the netpoller
 		syscall.Close(epfd)
+		return nil, err
+	}
+	p := &poller{epfd: epfd, ep: os.NewFile(uintptr(epfd), "epoll"), onReady: onReady, conns: make(map[uint64]*conn), done: make(chan struct{})}
+	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		p.ep.Close()
 		return nil, err
 	}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN} // data 0: the wake pipe
@@ -110,13 +122,24 @@ func (p *poller) forget(c *conn) {
 
 func (p *poller) run() {
 	defer close(p.done)
+	rc, err := p.ep.SyscallConn()
+	if err != nil {
+		return
+	}
 	events := make([]syscall.EpollEvent, 256)
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
-		if err != nil {
-			if errors.Is(err, syscall.EINTR) {
-				continue
-			}
+		// Read parks in the netpoller until epfd is readable whenever the
+		// function reports false (nothing ready yet).
+		var n int
+		var werr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, werr = syscall.EpollWait(int(fd), events, 0)
+			return n > 0 || werr != nil
+		})
+		if errors.Is(werr, syscall.EINTR) {
+			continue
+		}
+		if err != nil || werr != nil {
 			return
 		}
 		for _, ev := range events[:n] {
@@ -147,7 +170,7 @@ func (p *poller) close() {
 var errPollerClosed = errors.New("poller closed")
 
 func (p *poller) closeFDs() {
-	syscall.Close(p.epfd)
+	p.ep.Close()
 	syscall.Close(p.wake[0])
 	syscall.Close(p.wake[1])
 }
