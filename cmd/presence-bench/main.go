@@ -42,6 +42,7 @@ type config struct {
 	seedBaseline bool
 	keep         bool
 	workerProcs  int
+	nodeProcs    int
 	workerNice   int
 	kill         bool
 	jsonOut      string
@@ -92,6 +93,7 @@ func main() {
 	flag.StringVar(&c.goBench, "go-bench", "", "output of `go test -bench` to put in the report as a table")
 	flag.BoolVar(&c.keep, "keep", false, "keep the nodes' data directories and logs (the path is printed)")
 	flag.IntVar(&c.workerNice, "worker-nice", 0, "nice value of the worker processes (e.g. 10: the nodes get the shared cores first, as if the clients ran elsewhere); 0 in make bench")
+	flag.IntVar(&c.nodeProcs, "node-procs", 0, "GOMAXPROCS of each node (0: Go's default, one per core)")
 	flag.IntVar(&c.workerProcs, "worker-procs", 1, "GOMAXPROCS of the worker processes (0: Go's default, one per core): with one each, the idle sessions' clients do not spin up threads that contend with the nodes for the shared cores")
 	flag.StringVar(&c.phases, "phases", "seed,prop,fanout,churn,kill", "phases to run after connecting and the idle measurement")
 	flag.Parse()
@@ -180,7 +182,7 @@ func run(ctx context.Context, c config) (*results, error) {
 	}
 
 	progress("starting %d nodes (%s)", c.nodes, c.bin)
-	nodes, err := startNodes(c.bin, dir, c.nodes, strings.Fields(c.nodeArgs))
+	nodes, err := startNodes(c.bin, dir, c.nodes, strings.Fields(c.nodeArgs), c.nodeProcs)
 	defer stopNodes(nodes)
 	if err != nil {
 		return nil, err

@@ -38,8 +38,8 @@ func freeAddr(ip string) string {
 
 // startNodes starts count nodes that form one cluster and waits until every
 // one is ready. Node i listens on 127.0.0.(i+1), so each has its own
-// 28k-port range per client address.
-func startNodes(bin, dir string, count int, extra []string) ([]*node, error) {
+// 28k-port range per client address. procs > 0 is each node's GOMAXPROCS.
+func startNodes(bin, dir string, count int, extra []string, procs int) ([]*node, error) {
 	var nodes []*node
 	for i := 1; i <= count; i++ {
 		ip := fmt.Sprintf("127.0.0.%d", i)
@@ -59,6 +59,9 @@ func startNodes(bin, dir string, count int, extra []string) ([]*node, error) {
 		n.log = f
 		n.cmd = exec.Command(bin, args...)
 		n.cmd.Stdout, n.cmd.Stderr = f, f
+		if procs > 0 {
+			n.cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", procs))
+		}
 		if err := n.cmd.Start(); err != nil {
 			return nodes, fmt.Errorf("start %s: %w", bin, err)
 		}
