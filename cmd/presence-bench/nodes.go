@@ -92,7 +92,18 @@ func waitReady(n *node, within time.Duration) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("node %s not ready after %v (log: %s)", n.name, within, n.log.Name())
+	// The log goes with the run's directory (without --keep): its end is
+	// in the error.
+	return fmt.Errorf("node %s not ready after %v; the end of its log:\n%s", n.name, within, logTail(n.log.Name(), 2000))
+}
+
+// logTail is the last size bytes of the file at path.
+func logTail(path string, size int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b[len(b)-min(len(b), size):])
 }
 
 func stopNodes(nodes []*node) {
