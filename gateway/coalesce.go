@@ -48,7 +48,7 @@ func (s *Server) flushLate() {
 			continue
 		}
 		select {
-		case s.flushCh <- c:
+		case s.writers.ch <- c:
 		case <-s.stop:
 			c.flush()
 		}

@@ -4,6 +4,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"syscall"
@@ -54,6 +55,13 @@ func newPoller(onReady func(*conn)) (*poller, error) {
 		return nil, err
 	}
 	p := &poller{epfd: epfd, ep: os.NewFile(uintptr(epfd), "epoll"), onReady: onReady, conns: make(map[uint64]*conn), done: make(chan struct{})}
+	// os.NewFile keeps a descriptor the netpoller refused as a plain file,
+	// which could not be waited on: then no poller (a reading goroutine per
+	// connection instead).
+	if err := p.ep.SetReadDeadline(time.Time{}); err != nil {
+		p.ep.Close()
+		return nil, fmt.Errorf("epoll descriptor not in Go's netpoller: %w", err)
+	}
 	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
 		p.ep.Close()
 		return nil, err

@@ -116,9 +116,9 @@ type Server struct {
 	log     *zap.Logger
 	metrics *metrics
 	mux     *http.ServeMux
-	poller  *poller    // nil: each connection has a reading goroutine
-	readyCh chan *conn // to the reader workers (with the poller)
-	flushCh chan *conn // to the writer workers
+	poller  *poller // nil: each connection has a reading goroutine
+	readers pool    // with the poller
+	writers pool
 
 	lateMu    sync.Mutex // guards late and lateArmed (coalesce.go)
 	late      []*conn
@@ -141,11 +141,13 @@ func New(cfg Config, engine *session.Engine, auth *Verifier) *Server {
 		cfg: cfg, engine: engine, auth: auth, log: cfg.Logger,
 		conns: make(map[*conn]struct{}), attached: make(map[string]*conn), stop: make(chan struct{}), drained: make(chan struct{}),
 	}
-	s.flushCh = s.startWorkers(poolWorkers(), (*conn).flush)
+	s.writers.fn = (*conn).flush
+	s.writers.ch = s.startWorkers(poolWorkers(), s.writers.fn)
 	if !cfg.blockingReads {
 		if p, err := newPoller(s.dispatchRead); err == nil {
 			s.poller = p
-			s.readyCh = s.startWorkers(poolWorkers(), (*conn).readReady)
+			s.readers.fn = (*conn).readReady
+			s.readers.ch = s.startWorkers(poolWorkers(), s.readers.fn)
 		} else {
 			s.log.Info("idle WebSocket connections keep a reading goroutine", zap.Error(err))
 		}

@@ -193,20 +193,28 @@ func (c *conn) ok(id json.RawMessage, err error) {
 		c.replyErr(id, err)
 		return
 	}
-	c.enqueue(okJSON(id))
+	b := okJSON(id)
+	if b == nil {
+		c.s.log.DPanic("marshal outbound message")
+		return
+	}
+	c.enqueue(b)
 }
 
 // okJSON is json.Marshal(okMsg{Type: "ok", ID: rawID(id)}) in one
 // allocation instead of four: an ok is the answer to most messages. An id
 // json.Marshal would rewrite (spaces to drop, <, > or & to escape) goes
-// through json.Marshal.
+// through json.Marshal (nil if that fails).
 func okJSON(id json.RawMessage) []byte {
 	const head, tail = `{"type":"ok","id":`, `}`
 	if len(id) == 0 {
 		return []byte(`{"type":"ok"}`)
 	}
 	if bytes.ContainsAny(id, " \t\r\n<>&") || !utf8.Valid(id) || bytes.Contains(id, []byte("\u2028")) || bytes.Contains(id, []byte("\u2029")) {
-		b, _ := json.Marshal(okMsg{Type: "ok", ID: id})
+		b, err := json.Marshal(okMsg{Type: "ok", ID: id})
+		if err != nil {
+			return nil
+		}
 		return b
 	}
 	b := make([]byte, 0, len(head)+len(id)+len(tail))

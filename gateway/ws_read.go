@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -81,8 +82,14 @@ func (c *conn) writerClosed() {
 func poolWorkers() int { return max(8, 4*runtime.GOMAXPROCS(0)) }
 
 // spareIdle is how long a reader or writer started for a busy moment waits
-// for more work before it ends.
-const spareIdle = 2 * time.Second
+// for more work before it ends. At most maxSpares of each kind wait so;
+// past that (thousands of sockets waking at once, as when a load
+// balancer's clients all drop) a goroutine handles its one connection and
+// ends, as before spares: each spare keeps its grown stack while it waits.
+const (
+	spareIdle = 2 * time.Second
+	maxSpares = 256
+)
 
 // startWorkers starts n goroutines that run fn for each connection sent on
 // the channel it returns, until the server closes. (Writers use the same:
@@ -106,16 +113,40 @@ func (s *Server) startWorkers(n int, fn func(*conn)) chan *conn {
 	return ch
 }
 
-// spare runs fn for c and then for whatever comes on ch, until it has
+// A pool is the channel to one kind of worker and the count of its spares.
+type pool struct {
+	ch     chan *conn
+	fn     func(*conn)
+	spares atomic.Int32
+}
+
+// dispatch hands c to a free worker of p, or to a new one when none is
+// free. It never blocks.
+func (s *Server) dispatch(p *pool, c *conn) {
+	select {
+	case p.ch <- c:
+		return
+	default:
+	}
+	if p.spares.Add(1) > maxSpares {
+		p.spares.Add(-1)
+		go p.fn(c)
+		return
+	}
+	go s.spare(p, c)
+}
+
+// spare runs p.fn for c and then for whatever comes on p.ch, until it has
 // waited spareIdle for work or the server closes.
-func (s *Server) spare(ch chan *conn, fn func(*conn), c *conn) {
-	fn(c)
+func (s *Server) spare(p *pool, c *conn) {
+	defer p.spares.Add(-1)
+	p.fn(c)
 	t := time.NewTimer(spareIdle)
 	defer t.Stop()
 	for {
 		select {
-		case c := <-ch:
-			fn(c)
+		case c := <-p.ch:
+			p.fn(c)
 			t.Reset(spareIdle)
 		case <-t.C:
 			return
@@ -125,26 +156,13 @@ func (s *Server) spare(ch chan *conn, fn func(*conn), c *conn) {
 	}
 }
 
-// dispatchFlush hands a connection with something to send to a free
-// writer, or to a new one when none is free (a write can wait on a slow
-// client up to WriteTimeout). Called with c.mu held: it never blocks.
-func (s *Server) dispatchFlush(c *conn) {
-	select {
-	case s.flushCh <- c:
-	default:
-		go s.spare(s.flushCh, (*conn).flush, c)
-	}
-}
+// dispatchFlush hands a connection with something to send to a writer (a
+// write can wait on a slow client up to WriteTimeout). Called with c.mu
+// held: it never blocks.
+func (s *Server) dispatchFlush(c *conn) { s.dispatch(&s.writers, c) }
 
-// dispatchRead hands a readable connection to a free reader, or to a new
-// one when none is free.
-func (s *Server) dispatchRead(c *conn) {
-	select {
-	case s.readyCh <- c:
-	default:
-		go s.spare(s.readyCh, (*conn).readReady, c)
-	}
-}
+// dispatchRead hands a readable connection to a reader.
+func (s *Server) dispatchRead(c *conn) { s.dispatch(&s.readers, c) }
 
 // readLinger is how long a reader waits (in Go's netpoller, as a
 // goroutine-per-connection server would) for the next message before it

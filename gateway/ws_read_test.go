@@ -345,29 +345,44 @@ func TestOnlyConnectionsThatTalkOftenLinger(t *testing.T) {
 }
 
 // A reader or writer started because the pool was busy stays to take more
-// work (its grown stack is kept), and ends when the server closes.
+// work (its grown stack is kept), and ends when the server closes; past
+// maxSpares a busy moment's goroutine handles its one connection and ends.
 func TestSpareWorkerTakesMoreWorkUntilTheServerCloses(t *testing.T) {
 	s := &Server{stop: make(chan struct{})}
-	ch := make(chan *conn)
-	got := make(chan *conn, 2)
+	got := make(chan *conn, 3)
+	p := &pool{ch: make(chan *conn), fn: func(c *conn) { got <- c }} // no workers: always busy
 	first, second := &conn{}, &conn{}
-	ended := make(chan struct{})
-	go func() {
-		s.spare(ch, func(c *conn) { got <- c }, first)
-		close(ended)
-	}()
+	s.dispatch(p, first)
 	select {
-	case ch <- second: // taken only by a spare still waiting for work
+	case p.ch <- second: // taken only by a spare still waiting for work
 	case <-time.After(spareIdle / 2):
-		t.Fatal("the spare did not take a second connection")
+		t.Fatal("no spare took a second connection")
 	}
 	if a, b := <-got, <-got; a != first || b != second {
 		t.Fatalf("handled %p then %p, want %p then %p", a, b, first, second)
 	}
+	if n := p.spares.Load(); n != 1 {
+		t.Fatalf("%d spares, want 1", n)
+	}
+
+	// At the cap: handled, and no spare more.
+	p.spares.Add(maxSpares - 1)
+	third := &conn{}
+	s.dispatch(p, third)
+	if c := <-got; c != third {
+		t.Fatalf("handled %p, want %p", c, third)
+	}
+	if n := p.spares.Load(); n != maxSpares {
+		t.Fatalf("%d spares at the cap, want %d", n, maxSpares)
+	}
+	p.spares.Add(-(maxSpares - 1))
+
 	close(s.stop)
-	select {
-	case <-ended:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the spare did not end when the server closed")
+	deadline := time.Now().Add(10 * time.Second)
+	for p.spares.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the spare did not end when the server closed")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -157,6 +157,16 @@ func FuzzRecordDecoding(f *testing.F) {
 	})
 }
 
+// Data nested 10,000 deep is valid alone but not inside a record:
+// json.Unmarshal refuses the record, and so must the fast reader.
+func TestDeepDataIsReadAsJSONUnmarshalReadsIt(t *testing.T) {
+	deep := append(bytes.Repeat([]byte("["), 10000), bytes.Repeat([]byte("]"), 10000)...)
+	rec := []byte(`{"data":` + string(deep) + `,"at":1}`)
+	if _, err := decodeMemberRecord(rec); err == nil {
+		t.Fatal("a record nested 10,001 deep was read; json.Unmarshal refuses it")
+	}
+}
+
 // The values this package writes are all read by the fast path.
 func TestRecordsThisPackageWritesAreReadFast(t *testing.T) {
 	for _, v := range []memberRecord{{EnteredAt: 1700000000000}, {Data: json.RawMessage(`{"v":1}`), EnteredAt: 1}} {

@@ -38,12 +38,17 @@ func fastMemberRecord(b []byte) (memberRecord, bool) {
 		return mr, false
 	}
 	x := head[len(pre) : len(head)-1]
-	if isSpace(x[0]) || isSpace(x[len(x)-1]) || !json.Valid(x) {
+	// json.Unmarshal refuses nesting over 10,000 levels; json.Valid(x)
+	// sees one level fewer than the record has. A value that deep takes
+	// 20,000 bytes: longer ones go to json.Unmarshal.
+	if len(x) > maxFastData || isSpace(x[0]) || isSpace(x[len(x)-1]) || !json.Valid(x) {
 		return mr, false
 	}
 	mr.Data = bytes.Clone(x)
 	return mr, true
 }
+
+const maxFastData = 16 << 10
 
 // decodeGoneRecord reads {"r":"reason"} with an optional ,"e":N; other
 // shapes (with data) go to json.Unmarshal.
