@@ -378,11 +378,5 @@ func TestSpareWorkerTakesMoreWorkUntilTheServerCloses(t *testing.T) {
 	p.spares.Add(-(maxSpares - 1))
 
 	close(s.stop)
-	deadline := time.Now().Add(10 * time.Second)
-	for p.spares.Load() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the spare did not end when the server closed")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, "the spare ends when the server closes", func() bool { return p.spares.Load() == 0 })
 }
