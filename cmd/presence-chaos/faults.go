@@ -25,7 +25,8 @@ type faultLog struct {
 	byKind     map[string]int
 	partStart  time.Time // zero when no partition is on
 	partEnded  time.Time
-	faultOn    bool // a fault is being injected (until its node is back, healed or thawed)
+	thawed     time.Time // the last freeze's end
+	faultOn    bool      // a fault is being injected (until its node is back, healed or thawed)
 	lines      []string
 	start      time.Time
 	failed     []string // faults that could not be carried out
@@ -54,13 +55,19 @@ func (f *faultLog) total() int {
 
 // exempt: a partition is on, or healed less than detection + convergence
 // ago. Presence across a partition is each side's own truth (DESIGN.md).
+// A frozen node was cut off as a partitioned one is: the changes made while
+// it was stopped reach it after it thaws (its peers took it for dead and
+// stopped sending), so a thaw is exempt for as long as a heal. (Without,
+// a session entered on another node during a freeze, sampled on the
+// thawed node a moment after SIGCONT, was reported as a false offline.)
 func (f *faultLog) exempt(now time.Time, b bounds) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.partStart.IsZero() {
 		return true
 	}
-	return !f.partEnded.IsZero() && now.Sub(f.partEnded) < b.FalseOffline+b.Converge
+	since := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) < b.FalseOffline+b.Converge }
+	return since(f.partEnded) || since(f.thawed)
 }
 
 func (f *faultLog) setOn(on bool) {
@@ -138,6 +145,9 @@ func (in *injector) inject(ctx context.Context, kind string) error {
 		n.signal(syscall.SIGSTOP, false)
 		in.hold(ctx, 3*time.Second, 6*time.Second) // longer than failure detection
 		n.signal(syscall.SIGCONT, false)
+		in.log.mu.Lock()
+		in.log.thawed = time.Now()
+		in.log.mu.Unlock()
 		return nil
 	case faultPartition:
 		perm := in.rng.Perm(len(in.ns.nodes))
