@@ -101,7 +101,7 @@ type Cluster struct {
 
 // Stats are replication counters for metrics.
 type Stats struct {
-	DeltasSent, DeltasReceived, GapsRepaired, Pulls, DigestMismatches, Dropped, TombstonesCollected, EOFHints, Resyncs, ResyncPruned, CensusRepairs, GossipDeathsOverruled atomic.Uint64
+	DeltasSent, DeltasSentReliable, DeltasReceived, GapsSeen, GapsRepaired, Pulls, DigestMismatches, Dropped, TombstonesCollected, EOFHints, Resyncs, ResyncPruned, CensusRepairs, GossipDeathsOverruled atomic.Uint64
 }
 
 // New starts gossip (it does not join: call Join).
@@ -194,7 +194,13 @@ func New(cfg Config) (*Cluster, error) {
 	mc.DeadNodeReclaimTime = 30 * time.Second
 	var own *netTransport
 	if mc.Transport == nil {
-		if own, err = newNetTransport(host, port, cfg.Logger.Named("memberlist")); err != nil {
+		// Unencrypted, user messages skip memberlist's last-in-first-out
+		// queue (transport.go); encrypted ones take memberlist's path.
+		var direct func([]byte)
+		if mc.Keyring == nil {
+			direct = c.receive
+		}
+		if own, err = newNetTransport(host, port, cfg.Logger.Named("memberlist"), cfg.Label, direct); err != nil {
 			return nil, fmt.Errorf("cluster: start gossip on %s: %w", cfg.GossipAddr, err)
 		}
 		mc.Transport = own

@@ -13,10 +13,12 @@ func (c *Cluster) RegisterMetrics(reg prometheus.Registerer) {
 			func() float64 { return float64(v()) }))
 	}
 	counter("presenced_cluster_deltas_sent_total", "Deltas of this node's sessions sent to peers.", c.stats.DeltasSent.Load)
+	counter("presenced_cluster_deltas_sent_reliable_total", "Deltas of this node's sessions sent over TCP (too big for a burst of UDP packets).", c.stats.DeltasSentReliable.Load)
 	counter("presenced_cluster_deltas_received_total", "Deltas received from peers.", c.stats.DeltasReceived.Load)
 	counter("presenced_cluster_resyncs_total", "Origins re-read from their owner after it came back from being declared dead.", c.stats.Resyncs.Load)
 	counter("presenced_cluster_census_repairs_total", "Origins re-read from their owner because the live entries held here stayed different from the owner's count.", c.stats.CensusRepairs.Load)
 	counter("presenced_cluster_resync_pruned_total", "Entries removed by a resync because their owner no longer held them.", c.stats.ResyncPruned.Load)
+	counter("presenced_cluster_gaps_seen_total", "Deltas received ahead of what this node held of their origin (merged, and the gap looked at again after 100 ms).", c.stats.GapsSeen.Load)
 	counter("presenced_cluster_gaps_repaired_total", "Gaps (from sequence numbers or heads) repaired by a pull.", c.stats.GapsRepaired.Load)
 	counter("presenced_cluster_pulls_total", "Pull requests sent.", c.stats.Pulls.Load)
 	counter("presenced_cluster_digest_mismatches_total", "Origins found behind a peer's digest in anti-entropy.", c.stats.DigestMismatches.Load)

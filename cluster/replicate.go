@@ -20,8 +20,12 @@ const (
 	// packets, each a delta of its own; a bigger one over TCP. Opening a TCP
 	// connection per message (memberlist's SendReliable) cost a handshake
 	// and a goroutine on each side: under a 2k changes/s load deltas of a
-	// few entries outgrew one packet ~46 times a second.
-	maxUDPBurst = 16
+	// few entries outgrew one packet ~46 times a second. 64 packets are
+	// ~77 KB, well inside a default 208 KB socket receive buffer; at 16 a
+	// saturated bench node still sent ~6 deltas/s over TCP, each arriving
+	// after the UDP pushes that followed it, so nearly every push landed
+	// past a gap.
+	maxUDPBurst = 64
 	// maxDeltaEntries bounds one message; a big backlog goes as several.
 	maxDeltaEntries = 1000
 	// headInterval: how often a node tells each peer its own watermark, so a
@@ -169,6 +173,7 @@ func (c *Cluster) deliverDelta(to *memberlist.Node, d crdt.Delta) error {
 		if err != nil {
 			return err
 		}
+		c.stats.DeltasSentReliable.Add(1)
 		return c.ml.SendReliable(to, encodeMsg(msgDelta, c.name, body))
 	}
 	for _, m := range msgs {
@@ -318,6 +323,7 @@ func (c *Cluster) mergeDelta(sender string, d crdt.Delta) {
 		// page at a time, so pages never race each other.
 		c.pullNow(sender, d.Origin)
 	case gap:
+		c.stats.GapsSeen.Add(1)
 		// A push ahead of what we hold. Usually the delta before it is
 		// still on its way (it went over TCP, this one over UDP) and fills
 		// the gap in a moment; the replica then moves its watermark past

@@ -2,12 +2,15 @@ package cluster
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"go.uber.org/zap"
 
 	"github.com/presenced/presenced/crdt"
@@ -15,7 +18,7 @@ import (
 
 func newTestTransport(t *testing.T) *netTransport {
 	t.Helper()
-	tr, err := newNetTransport("127.0.0.1", 0, zap.NewNop())
+	tr, err := newNetTransport("127.0.0.1", 0, zap.NewNop(), "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +147,7 @@ func TestDeltaPacketsSplitABigDelta(t *testing.T) {
 		entries, valueBytes int
 		to                  uint64 // 0: above every entry
 		wantOK              bool
-	}{{1, 10, 0, true}, {40, 100, 0, true}, {3, 2000, 0, false}, {400, 100, 0, false},
+	}{{1, 10, 0, true}, {40, 100, 0, true}, {3, 2000, 0, false}, {800, 100, 0, false},
 		// entries above the range (held past a gap): no part may claim them
 		{40, 100, 20, true}} {
 		d := mk(tc.entries, tc.valueBytes)
@@ -194,3 +197,144 @@ func TestDeltaPacketsSplitABigDelta(t *testing.T) {
 		}
 	}
 }
+
+// userPacket builds what memberlist sends for SendBestEffort(payload):
+// the label header if any, the checksum header if crc, the user message.
+func userPacket(label string, crc bool, payload []byte) []byte {
+	body := append([]byte{mlUserMsg}, payload...)
+	if crc {
+		h := make([]byte, 5, 5+len(body))
+		h[0] = mlHasCrcMsg
+		binary.BigEndian.PutUint32(h[1:], crc32.ChecksumIEEE(body))
+		body = append(h, body...)
+	}
+	if label != "" {
+		body = append(append([]byte{mlHasLabelMsg, byte(len(label))}, label...), body...)
+	}
+	return body
+}
+
+func TestUserMessageParsesWhatMemberlistSends(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		pkt    []byte
+		label  string
+		ok     bool
+		result string
+	}{
+		{"plain", userPacket("", false, []byte("delta")), "", true, "delta"},
+		{"checksum", userPacket("", true, []byte("delta")), "", true, "delta"},
+		{"label and checksum", userPacket("prod", true, []byte("delta")), "prod", true, "delta"},
+		{"empty payload", userPacket("", true, nil), "", true, ""},
+		{"another label", userPacket("prod", true, []byte("delta")), "test", false, ""},
+		{"a label where none is set", userPacket("prod", false, []byte("delta")), "", false, ""},
+		{"no label where one is set", userPacket("", false, []byte("delta")), "prod", false, ""},
+		{"bad checksum", func() []byte { p := userPacket("", true, []byte("delta")); p[len(p)-1]++; return p }(), "", false, ""},
+		{"a ping", []byte{0, 1, 2}, "", false, ""},
+		{"compound", []byte{7, 1, 0, 1, mlUserMsg}, "", false, ""},
+		{"truncated label", []byte{mlHasLabelMsg, 9, 'a'}, "a", false, ""},
+		{"empty", nil, "", false, ""},
+	} {
+		msg, ok := userMessage(tc.pkt, tc.label)
+		if ok != tc.ok || string(msg) != tc.result {
+			t.Errorf("%s: %q %v, want %q %v", tc.name, msg, ok, tc.result, tc.ok)
+		}
+	}
+}
+
+// Whatever userMessage takes is what memberlist would have handed to
+// NotifyMsg: the same label, a valid checksum, one user message.
+func FuzzUserMessage(f *testing.F) {
+	f.Add(userPacket("", true, []byte("x")), "")
+	f.Add(userPacket("lbl", true, []byte("x")), "lbl")
+	f.Add(userPacket("lbl", false, nil), "lbl")
+	f.Add([]byte{mlHasLabelMsg, 0}, "")
+	f.Fuzz(func(t *testing.T, pkt []byte, label string) {
+		msg, ok := userMessage(pkt, label)
+		if !ok {
+			return
+		}
+		buf, got, err := memberlist.RemoveLabelHeaderFromPacket(pkt)
+		if err != nil || got != label {
+			t.Fatalf("taken, but memberlist reads label %q (%v), want %q", got, err, label)
+		}
+		if len(buf) >= 5 && buf[0] == mlHasCrcMsg {
+			if crc32.ChecksumIEEE(buf[5:]) != binary.BigEndian.Uint32(buf[1:5]) {
+				t.Fatal("taken with a bad checksum")
+			}
+			buf = buf[5:]
+		}
+		if len(buf) < 1 || buf[0] != mlUserMsg || !bytes.Equal(buf[1:], msg) {
+			t.Fatalf("taken %q from %q, not one user message", msg, pkt)
+		}
+	})
+}
+
+// Two memberlists over netTransport with a direct hook: the join and
+// probes (memberlist's own packets) still work, and every SendBestEffort
+// reaches the hook, in the order sent — the constants above are
+// memberlist's. With a label, and with the hook off, messages reach the
+// delegate instead.
+func TestUserMessagesOfMemberlistAreTakenInOrder(t *testing.T) {
+	for _, label := range []string{"", "prod"} {
+		t.Run("label="+label, func(t *testing.T) {
+			got := make(chan string, 1000)
+			hook := func(b []byte) { got <- string(b) }
+			start := func(name string, direct func([]byte)) *memberlist.Memberlist {
+				tr, err := newNetTransport("127.0.0.1", 0, zap.NewNop(), label, direct)
+				if err != nil {
+					t.Fatal(err)
+				}
+				mc := memberlist.DefaultLocalConfig()
+				mc.Name, mc.Transport, mc.Label = name, tr, label
+				mc.BindAddr, mc.BindPort = "127.0.0.1", tr.tcp.Addr().(*net.TCPAddr).Port
+				mc.LogOutput = io.Discard
+				mc.Delegate = notifyDelegate{func(b []byte) { t.Errorf("delegate got %q: the hook did not take it", b) }}
+				ml, err := memberlist.Create(mc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = ml.Shutdown() })
+				return ml
+			}
+			a, b := start("a", nil), start("b", hook)
+			if _, err := a.Join([]string{b.LocalNode().Address()}); err != nil {
+				t.Fatal(err)
+			}
+			var bn *memberlist.Node
+			for _, n := range a.Members() {
+				if n.Name == "b" {
+					bn = n
+				}
+			}
+			if bn == nil {
+				t.Fatal("b not a member of a's view after the join")
+			}
+			const n = 300
+			for i := range n {
+				if err := a.SendBestEffort(bn, []byte(fmt.Sprint("m", i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deadline := time.After(10 * time.Second)
+			for i := range n {
+				select {
+				case m := <-got:
+					if m != fmt.Sprint("m", i) {
+						t.Fatalf("message %d is %q", i, m)
+					}
+				case <-deadline:
+					t.Fatalf("%d of %d messages", i, n)
+				}
+			}
+		})
+	}
+}
+
+type notifyDelegate struct{ f func([]byte) }
+
+func (d notifyDelegate) NodeMeta(int) []byte                  { return nil }
+func (d notifyDelegate) NotifyMsg(b []byte)                   { d.f(b) }
+func (d notifyDelegate) GetBroadcasts(int, int) [][]byte      { return nil }
+func (d notifyDelegate) LocalState(bool) []byte               { return nil }
+func (d notifyDelegate) MergeRemoteState(b []byte, join bool) {}

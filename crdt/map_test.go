@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -228,6 +230,23 @@ func TestMerge(t *testing.T) {
 			{delta(oA, 0, 2, ent(oA, 12, 2, "k2", "v2")), []string{"k2"}, false, 8},
 			{delta(oA, 9, 10, ent(oA, 20, 10, "k10", "v10")), []string{"k10"}, true, 8},
 		}, []Entry{ent(oA, 20, 10, "k10", "v10"), ent(oA, 12, 2, "k2", "v2"), ent(oA, 14, 4, "k4", "v4"), ent(oA, 16, 6, "k6", "v6"), ent(oA, 18, 8, "k8", "v8")}},
+		{"a late delta closes a gap followed by more pushes than maxAhead", func() []step {
+			// (0,1] arrives late; the 40 contiguous pushes after it arrive
+			// first. Held as 40 separate ranges, the oldest were forgotten
+			// and the watermark stopped at 1 when (0,1] came.
+			steps := []step{}
+			for i := uint64(1); i <= 40; i++ {
+				steps = append(steps, step{delta(oA, i, i+1, ent(oA, int64(10+i), i+1, fmt.Sprint("k", i+1), "v")), []string{fmt.Sprint("k", i+1)}, true, 0})
+			}
+			return append(steps, step{delta(oA, 0, 1, ent(oA, 10, 1, "k1", "v")), []string{"k1"}, false, 41})
+		}(), func() []Entry {
+			var es []Entry
+			for i := uint64(1); i <= 41; i++ {
+				es = append(es, ent(oA, int64(9+i), i, fmt.Sprint("k", i), "v"))
+			}
+			slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(a.Key, b.Key) })
+			return es
+		}()},
 		{"watermark never goes back", []step{
 			{delta(oA, 0, 5), nil, false, 5},
 			{delta(oA, 0, 3), nil, false, 5},

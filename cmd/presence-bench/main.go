@@ -277,8 +277,18 @@ func run(ctx context.Context, c config) (*results, error) {
 		}
 		sleepCtx(ctx, 2*time.Second)
 		fl.take()
-		sleepCtx(ctx, c.phase)
-		pairs, upd, typ, errs := fl.take()
+		// Taken every second: a run's rate varies, and the trace says
+		// whether it was steady or stalled.
+		pairs, upd, typ, errs := map[string]int64{}, int64(0), int64(0), int64(0)
+		for end := time.Now().Add(c.phase); ctx.Err() == nil && time.Until(end) > 0; {
+			sleepCtx(ctx, min(time.Second, time.Until(end)))
+			p, u, t, e := fl.take()
+			for k, v := range p {
+				pairs[k] += v
+			}
+			upd, typ, errs = upd+u, typ+t, errs+e
+			progress("churn: pairs this second %v, %d errors", p, e)
+		}
 		fl.send("", workerCmd{Cmd: "ops"}) // all rates 0: stop
 		cr := churnResult{PairsPerNode: map[string]float64{}, Updates: float64(upd) / c.phase.Seconds(), Typing: float64(typ) / c.phase.Seconds(), Errors: errs}
 		for k, v := range pairs {
