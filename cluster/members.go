@@ -87,7 +87,9 @@ type Cluster struct {
 	corr       atomic.Uint64
 
 	inbox    chan []byte
-	notify   chan struct{}
+	// senders is every peer's sender, for Notify (which runs under the
+	// engine's lock and so may not take mu); replaced under mu.
+	senders atomic.Pointer[[]*peer]
 	tasks    []func()      // engine calls queued by memberlist callbacks (guarded by mu)
 	tasksCh  chan struct{} // signals tasks
 	stop     chan struct{}
@@ -138,7 +140,6 @@ func New(cfg Config) (*Cluster, error) {
 		resyncs:    make(map[crdt.Origin]*resyncState),
 		censusMiss: make(map[crdt.Origin]int),
 		inbox:      make(chan []byte, 4096),
-		notify:     make(chan struct{}, 1),
 		tasksCh:    make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 	}

@@ -43,6 +43,7 @@ func (c *Cluster) peerJoined(n *memberlist.Node) {
 		p.sent = c.cfg.Replica.Digest()[c.self]
 		p.sentSeq.Store(p.sent)
 		c.peers[n.Name] = p
+		c.publishSendersLocked()
 		c.wg.Add(2)
 		go c.sender(p)
 		go c.watchPeer(p, m.HTTP)
@@ -110,6 +111,7 @@ func (c *Cluster) goneLocked(d departure) {
 	if p := c.peers[d.name]; p != nil {
 		close(p.stop)
 		delete(c.peers, d.name)
+		c.publishSendersLocked()
 	}
 	superseded := c.supersededLocked(o)
 	if !superseded {

@@ -61,28 +61,35 @@ func (p *peer) poke() {
 }
 
 // Notify tells the cluster this node wrote something: every peer's sender
-// wakes. It never blocks (it is called with the engine's lock held).
+// wakes. It never blocks (it is called with the engine's lock held). It
+// wakes the senders itself: through the worker goroutine, as it once did, a
+// change waited to be scheduled once more before it left the node, and on a
+// saturated machine 2-3 % of wake-ups wait over 10 ms.
 func (c *Cluster) Notify() {
-	select {
-	case c.notify <- struct{}{}:
-	default:
+	if ps := c.senders.Load(); ps != nil {
+		for _, p := range *ps {
+			p.poke()
+		}
 	}
 }
 
-// worker fans out local-write notifications and processes received messages
-// in order, off memberlist's goroutines.
+// publishSendersLocked refreshes the list Notify wakes. c.mu is held.
+func (c *Cluster) publishSendersLocked() {
+	ps := make([]*peer, 0, len(c.peers))
+	for _, p := range c.peers {
+		ps = append(ps, p)
+	}
+	c.senders.Store(&ps)
+}
+
+// worker processes received messages in order, off memberlist's
+// goroutines, and runs the tasks queued by later.
 func (c *Cluster) worker() {
 	defer c.wg.Done()
 	for {
 		select {
 		case <-c.stop:
 			return
-		case <-c.notify:
-			c.mu.Lock()
-			for _, p := range c.peers {
-				p.poke()
-			}
-			c.mu.Unlock()
 		case b := <-c.inbox:
 			c.handle(b)
 		case <-c.tasksCh:
