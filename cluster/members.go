@@ -86,10 +86,10 @@ type Cluster struct {
 	censusMiss map[crdt.Origin]int // rounds an owner's census differed from ours
 	corr       atomic.Uint64
 
-	inbox    chan []byte
+	inbox chan []byte
 	// senders is every peer's sender, for Notify (which runs under the
 	// engine's lock and so may not take mu); replaced under mu.
-	senders atomic.Pointer[[]*peer]
+	senders  atomic.Pointer[[]*peer]
 	tasks    []func()      // engine calls queued by memberlist callbacks (guarded by mu)
 	tasksCh  chan struct{} // signals tasks
 	stop     chan struct{}
