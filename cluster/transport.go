@@ -219,7 +219,7 @@ func (t *netTransport) readUDP() {
 // memberlist's wire bytes (net.go, label.go of memberlist v0.6): a packet
 // is [hasLabelMsg, size, label] when a label is set, then [hasCrcMsg,
 // crc32] when the receiver speaks protocol 5, then the message type. These
-// are its protocol, fixed across versions; TestUserMessagesOfMemberlistAreTakenInOrderAreTakenInOrder
+// are its protocol, fixed across versions; TestUserMessagesOfMemberlistAreTakenInOrder
 // checks them against memberlist itself.
 const (
 	mlUserMsg     = 8
