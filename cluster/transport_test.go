@@ -273,8 +273,10 @@ func FuzzUserMessage(f *testing.F) {
 // Two memberlists over netTransport with a direct hook: the join and
 // probes (memberlist's own packets) still work, and every SendBestEffort
 // reaches the hook, in the order sent — the constants above are
-// memberlist's. With a label, and with the hook off, messages reach the
-// delegate instead.
+// memberlist's; without a label and with one. A message that reached
+// memberlist's delegate instead fails the test. (With the hook off, the
+// encrypted case, every packet takes memberlist's path, as the cluster
+// tests over the in-memory transport do.)
 func TestUserMessagesOfMemberlistAreTakenInOrder(t *testing.T) {
 	for _, label := range []string{"", "prod"} {
 		t.Run("label="+label, func(t *testing.T) {
