@@ -160,6 +160,7 @@ func run(ctx context.Context, o options) (bool, error) {
 	metaCtx, stopMeta := context.WithCancel(ctx)
 	defer stopMeta()
 	for i := 0; i < 2; i++ {
+		mc.wg.Add(1)
 		go mc.worker(metaCtx, i, o.seed)
 	}
 
@@ -243,6 +244,7 @@ func run(ctx context.Context, o options) (bool, error) {
 		}
 	}
 	stopMeta()
+	mc.wg.Wait()
 	mc.finalReads(ns, viol)
 
 	// Every tab closes; every node must show every room empty.
