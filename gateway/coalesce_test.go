@@ -101,10 +101,7 @@ func quiet(t *testing.T, s *Server) {
 			return false
 		}
 		s.mu.Lock()
-		conns := make([]*conn, 0, len(s.conns))
-		for c := range s.conns {
-			conns = append(conns, c)
-		}
+		conns := s.connsLocked()
 		s.mu.Unlock()
 		for _, c := range conns {
 			c.mu.Lock()

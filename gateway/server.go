@@ -183,10 +183,7 @@ func (s *Server) Drain(ctx context.Context) {
 		close(s.drained)
 	}
 	s.draining = true
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
+	conns := s.connsLocked()
 	s.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, c := range conns {
@@ -228,15 +225,22 @@ func (s *Server) Close() {
 		s.poller.close()
 	}
 	s.mu.Lock()
-	left := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		left = append(left, c)
-	}
+	left := s.connsLocked()
 	s.mu.Unlock()
 	for _, c := range left {
 		c.ws.CloseNow()
 	}
 	s.wg.Wait()
+}
+
+// connsLocked is the connections open now, to act on without s.mu (which
+// the caller holds).
+func (s *Server) connsLocked() []*conn {
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	return conns
 }
 
 // janitor closes connections that went silent for two heartbeat intervals;

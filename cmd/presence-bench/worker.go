@@ -86,7 +86,7 @@ func runWorker(args []string) error {
 	rooms := fs.Int("rooms", 100, "rooms (session i enters room i % rooms)")
 	ping := fs.Duration("ping", 25*time.Second, "heartbeat interval of each session")
 	conc := fs.Int("concurrency", 48, "connections opened at once")
-	gogc := fs.Int("gogc", 400, "the worker's GC percent: the load generator's heap is not measured, and at Go's 100 it cleared fresh pages for its allocations (4 % of the machine in a perf profile of churn) and marked twice as often")
+	gogc := fs.Int("gogc", 400, "the worker's GC percent: the load generator's heap is not measured, and at Go's 100 clearing fresh pages for its allocations was 4 % of the machine in a perf profile of churn")
 	_ = fs.Parse(args)
 	debug.SetGCPercent(*gogc)
 
