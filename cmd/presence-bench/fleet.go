@@ -17,10 +17,7 @@ type fleet struct {
 	procs     []*workerProc
 	connected []workerReport
 	pings     samples
-	pairs     map[string]int64 // node → enter+leave pairs since the last take
-	updates   int64
-	typing    int64
-	opErrors  int64
+	ops       opCounts         // since the last take
 	live      map[string]int64 // worker → sessions still connected
 	lost      map[string]int64
 	lostWhy   map[string]map[string]int64 // worker → close code and reason → connections
@@ -36,7 +33,7 @@ type workerProc struct {
 // startFleet starts one worker per maxPerWorker sessions of each node, each
 // from its own source address.
 func startFleet(nodes []*node, perNode, maxPerWorker, rooms int, ping time.Duration, nice, procs int, progress func(string, ...any)) (*fleet, error) {
-	f := &fleet{pairs: map[string]int64{}, live: map[string]int64{}, lost: map[string]int64{}, lostWhy: map[string]map[string]int64{}}
+	f := &fleet{ops: newOpCounts(), live: map[string]int64{}, lost: map[string]int64{}, lostWhy: map[string]map[string]int64{}}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -111,10 +108,7 @@ func (f *fleet) read(r io.Reader) {
 			for _, us := range rep.PingsUS {
 				f.pings.add(time.Duration(us) * time.Microsecond)
 			}
-			f.pairs[rep.Node] += rep.Pairs
-			f.updates += rep.Updates
-			f.typing += rep.Typing
-			f.opErrors += rep.OpErrors
+			f.ops.add(rep)
 			f.live[rep.Worker] = rep.Connected
 			f.lost[rep.Worker] = rep.Lost
 			f.lostWhy[rep.Worker] = rep.LostWhy
@@ -143,13 +137,51 @@ func (f *fleet) workersOf(node string) int {
 	return n
 }
 
+// opCounts are the workers' ops (enter+leave pairs, updates, typing) over
+// some time.
+type opCounts struct {
+	pairs           map[string]int64 // node → enter+leave pairs acknowledged
+	updates, typing int64
+	errors          int64            // answered with an error, or not in time
+	dropped         int64            // not sent: a worker's queue was full
+	why             map[string]int64 // error code (or timeout) → ops
+}
+
+func newOpCounts() opCounts {
+	return opCounts{pairs: map[string]int64{}, why: map[string]int64{}}
+}
+
+func (o *opCounts) add(rep workerReport) {
+	o.pairs[rep.Node] += rep.Pairs
+	o.updates += rep.Updates
+	o.typing += rep.Typing
+	o.errors += rep.OpErrors
+	o.dropped += rep.OpDropped
+	for k, v := range rep.OpErrWhy {
+		o.why[k] += v
+	}
+}
+
+func (o *opCounts) merge(x opCounts) {
+	for k, v := range x.pairs {
+		o.pairs[k] += v
+	}
+	o.updates += x.updates
+	o.typing += x.typing
+	o.errors += x.errors
+	o.dropped += x.dropped
+	for k, v := range x.why {
+		o.why[k] += v
+	}
+}
+
 // take returns and resets the op counters.
-func (f *fleet) take() (pairs map[string]int64, updates, typing, errs int64) {
+func (f *fleet) take() opCounts {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	pairs, updates, typing, errs = f.pairs, f.updates, f.typing, f.opErrors
-	f.pairs, f.updates, f.typing, f.opErrors = map[string]int64{}, 0, 0, 0
-	return
+	o := f.ops
+	f.ops = newOpCounts()
+	return o
 }
 
 // stop ends every worker and returns how those that failed ended.

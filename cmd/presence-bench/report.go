@@ -54,8 +54,12 @@ func (r *results) markdown(c config) string {
 			ok = ok && v >= 2000
 			worst = min(worst, v)
 		}
-		p("| enter+leave churn per node (with %.0f updates/s and %.0f typing/s in all) | ≥ 2k pairs/s per node | %s pairs/s (%d errors) | %s | Centrifugo ~167/s per pod (%.1f×) |\n",
-			x.Updates, x.Typing, fmtRates(x.PairsPerNode), x.Errors, verdict(ok, fmt.Sprintf("%.2f× the target on the slowest node", worst/2000)), worst/167)
+		why := ""
+		if len(x.ErrorsWhy) > 0 {
+			why = " " + fmtCounts(x.ErrorsWhy)
+		}
+		p("| enter+leave churn per node (%.0f pairs/s asked of each, with %.0f updates/s and %.0f typing/s in all) | ≥ 2k pairs/s per node | %s pairs/s (%d errors%s; %d ops not sent, the worker's queue full) | %s | Centrifugo ~167/s per pod (%.1f×) |\n",
+			x.Asked, x.Updates, x.Typing, fmtRates(x.PairsPerNode), x.Errors, why, x.Dropped, verdict(ok, fmt.Sprintf("%.2f× the target on the slowest node", worst/2000)), worst/167)
 	}
 	if x := r.Kill; x != nil {
 		worst := 0.0

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"maps"
@@ -44,8 +45,10 @@ type workerReport struct {
 	Pairs     int64            `json:"pairs,omitempty"` // enter+leave pairs acknowledged
 	Updates   int64            `json:"updates,omitempty"`
 	Typing    int64            `json:"typing,omitempty"`
-	OpErrors  int64            `json:"op_errors,omitempty"`
-	Lost      int64            `json:"lost,omitempty"` // connections that ended
+	OpErrors  int64            `json:"op_errors,omitempty"`  // answered with an error or timed out
+	OpDropped int64            `json:"op_dropped,omitempty"` // not sent: the worker's queue was full (the node behind)
+	OpErrWhy  map[string]int64 `json:"op_err_why,omitempty"` // error code (or timeout) → ops
+	Lost      int64            `json:"lost,omitempty"`       // connections that ended
 	Connected int64            `json:"connected,omitempty"`
 	LostWhy   map[string]int64 `json:"lost_why,omitempty"`
 }
@@ -63,6 +66,9 @@ type worker struct {
 	updates atomic.Int64
 	typing  atomic.Int64
 	opErrs  atomic.Int64
+	opDrops atomic.Int64
+	errMu   sync.Mutex
+	errWhy  map[string]int64 // since the last report
 	lost    atomic.Int64
 	lostMu  sync.Mutex
 	lostWhy map[string]int64 // close code and reason → connections
@@ -265,18 +271,22 @@ func (w *worker) ops(ctx context.Context, cmd workerCmd) {
 		}()
 	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	const tick = 5 * time.Millisecond
-	t := time.NewTicker(tick)
+	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	credit := 0.0
+	// The ops asked follow the clock, not the ticks (as the heartbeat ring
+	// does): a ticker drops ticks when this goroutine is starved, and
+	// counting ticks asked less than the rate given exactly when the
+	// machine was busiest.
+	start := time.Now()
+	asked := 0 // ops handed out since start
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		credit += total * tick.Seconds()
-		for ; credit >= 1; credit-- {
+		due := int(time.Since(start).Seconds() * total)
+		for ; asked < due; asked++ {
 			i := rng.IntN(len(w.sessions))
 			c := w.sessions[i].Load()
 			if c == nil {
@@ -299,7 +309,7 @@ func (w *worker) ops(ctx context.Context, cmd workerCmd) {
 			select {
 			case jobs <- f:
 			default:
-				w.opErrs.Add(1) // more ops wanted than the node answers: counted, not queued
+				w.opDrops.Add(1) // more ops wanted than the node answers: counted, not queued
 			}
 		}
 	}
@@ -310,7 +320,7 @@ func (w *worker) op(ctx context.Context, n *atomic.Int64, f func(context.Context
 	defer cancel()
 	if err := f(octx); err != nil {
 		if ctx.Err() == nil {
-			w.opErrs.Add(1)
+			w.opFailed(err)
 		}
 		return
 	}
@@ -322,7 +332,7 @@ func (w *worker) enterLeave(ctx context.Context, c *client.Client, room string) 
 	defer cancel()
 	if err := c.Leave(octx, room, nil); err != nil {
 		if ctx.Err() == nil && !strings.Contains(err.Error(), "not_in_room") {
-			w.opErrs.Add(1)
+			w.opFailed(err)
 		}
 		return
 	}
@@ -332,11 +342,36 @@ func (w *worker) enterLeave(ctx context.Context, c *client.Client, room string) 
 	defer ecancel()
 	if err := c.Enter(ectx, room, map[string]any{"v": 1}); err != nil {
 		if ctx.Err() == nil {
-			w.opErrs.Add(1)
+			w.opFailed(err)
 		}
 		return
 	}
 	w.pairs.Add(1)
+}
+
+// opFailed counts an op the node answered with an error, or did not answer
+// in time, by its error code.
+func (w *worker) opFailed(err error) {
+	w.opErrs.Add(1)
+	why := "other: " + err.Error()
+	var ce *client.Error
+	switch {
+	case errors.As(err, &ce):
+		why = ce.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		why = "timeout"
+	case errors.Is(err, client.ErrClosed):
+		why = "closed"
+	}
+	w.errMu.Lock()
+	if w.errWhy == nil {
+		w.errWhy = map[string]int64{}
+	}
+	if _, ok := w.errWhy[why]; !ok && len(w.errWhy) >= 8 {
+		why = "other"
+	}
+	w.errWhy[why]++
+	w.errMu.Unlock()
 }
 
 func (w *worker) reports(ctx context.Context) {
@@ -362,6 +397,14 @@ func (w *worker) reports(ctx context.Context) {
 		why := maps.Clone(w.lostWhy)
 		w.lostMu.Unlock()
 		w.report(workerReport{Kind: "stats", PingsUS: p, LostWhy: why, Pairs: w.pairs.Swap(0), Updates: w.updates.Swap(0),
-			Typing: w.typing.Swap(0), OpErrors: w.opErrs.Swap(0), Lost: w.lost.Load(), Connected: live - w.lost.Load()})
+			Typing: w.typing.Swap(0), OpErrors: w.opErrs.Swap(0), OpDropped: w.opDrops.Swap(0), OpErrWhy: w.takeErrWhy(), Lost: w.lost.Load(), Connected: live - w.lost.Load()})
 	}
+}
+
+func (w *worker) takeErrWhy() map[string]int64 {
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	m := w.errWhy
+	w.errWhy = nil
+	return m
 }
