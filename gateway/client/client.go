@@ -171,7 +171,26 @@ func (c *Client) write(ctx context.Context, v any) error {
 	if err != nil {
 		return err
 	}
-	return c.ws.Write(ctx, websocket.MessageText, b)
+	return c.writeFrame(ctx, b)
+}
+
+// WriteTimeout bounds the write of one frame. A frame not written by then
+// means a dead or stuck connection, which is closed.
+const WriteTimeout = 10 * time.Second
+
+// writeFrame writes one text frame. A frame whose write has begun is
+// finished even if ctx ends meanwhile: coder/websocket closes a connection
+// whose write is cancelled midway, and a caller that stops waiting for an
+// answer should not end its session with it (the load generator lost
+// hundreds of sessions so when a phase ended). ctx still ends the wait for
+// the answer (await) and a call whose ctx ended before its write.
+func (c *Client) writeFrame(ctx context.Context, b []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), WriteTimeout)
+	defer cancel()
+	return c.ws.Write(wctx, websocket.MessageText, b)
 }
 
 func (c *Client) expect(id string) chan []byte {
@@ -227,7 +246,7 @@ func (c *Client) Call(ctx context.Context, msg map[string]any) ([]byte, error) {
 
 // Send writes a raw frame without waiting for a reply (tests of bad input).
 func (c *Client) Send(ctx context.Context, frame []byte) error {
-	return c.ws.Write(ctx, websocket.MessageText, frame)
+	return c.writeFrame(ctx, frame)
 }
 
 func (c *Client) readLoop() {
