@@ -132,6 +132,8 @@ type results struct {
 	ConnectRate float64              `json:"connect_per_s"`
 	Lost        int64                `json:"sessions_lost_by_idle_end"` // connections that ended before the phases
 	LostWhy     map[string]int64     `json:"lost_why,omitempty"`        // their close codes and reasons
+	LostAll     int64                `json:"sessions_lost_before_kill"` // connections that ended before the kill phase, the idle phase's included
+	LostAllWhy  map[string]int64     `json:"lost_before_kill_why,omitempty"`
 	PerNode     map[string]nodeUsage `json:"per_node"`
 	Heartbeat   dist                 `json:"heartbeat_rtt"`
 	Propagation *propResult          `json:"propagation,omitempty"`
@@ -303,6 +305,8 @@ func run(ctx context.Context, c config) (*results, error) {
 		progress("churn: pairs/s per node %v, updates %.0f/s, typing %.0f/s, %d errors %v, %d ops not sent (queue full)", fmtRates(cr.PairsPerNode), cr.Updates, cr.Typing, cr.Errors, cr.ErrorsWhy, cr.Dropped)
 		sleepCtx(ctx, 2*time.Second)
 	}
+	res.LostAll, res.LostAllWhy = fl.totalLost()
+	progress("%d sessions lost before the kill phase %v", res.LostAll, res.LostAllWhy)
 	if c.kill && c.on("kill") && c.nodes > 1 && ctx.Err() == nil {
 		victim := nodes[len(nodes)-1]
 		var rooms []string

@@ -16,6 +16,9 @@ func (r *results) markdown(c config) string {
 	if r.Lost > 0 {
 		p("**%d idle sessions were lost** (their connections ended) before the measured phases: %v.\n\n", r.Lost, r.LostWhy)
 	}
+	if r.LostAll > r.Lost {
+		p("**%d sessions were lost** (their connections ended) by the end of the churn phase: %v.\n\n", r.LostAll, r.LostAllWhy)
+	}
 	if r.FirstErr != "" {
 		p("First connection error: `%s`\n\n", r.FirstErr)
 	}
