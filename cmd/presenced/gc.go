@@ -11,11 +11,13 @@ import (
 // connections) and it allocates little per message, so Go's default of
 // 100 % kept the heap at twice the live data for little gain: with 19.5k
 // sessions of its own and 39k replicated, a bench node's live heap was
-// ~125 MB and its RSS ~310 MB (~230 MB at 50 %). The GC runs 2.5 times as
-// often as at 100 %: idle, a few ms of CPU per second; in the bench's
-// churn (thousands of enters and leaves a second) it was a quarter of a
-// node's CPU at 50 %. GOGC=100 trades the memory back for that CPU.
-const defaultGCPercent = 40
+// ~125-145 MB and its RSS ~310 MB (~230 MB at 50 %). At 40 % a faster
+// host's bench nodes held 11.7-12.0 KB per session, at the 12 KB target's
+// edge; at 30 % 11.6-11.7 KB, and churn still passed its target (the GC runs
+// more often: idle, a few ms of CPU per second; under thousands of enters
+// and leaves a second, a fifth or more of a node's CPU). GOGC=100 trades
+// the memory back for that CPU.
+const defaultGCPercent = 30
 
 // setGCPercent applies defaultGCPercent unless GOGC chose otherwise.
 func setGCPercent(lookup func(string) (string, bool), log *zap.Logger) {
