@@ -15,7 +15,7 @@ import (
 // host's bench nodes held 11.7-12.0 KB per session, at the 12 KB target's
 // edge; at 30 % 10.9-11.7 KB, and churn still passed its target (the GC runs
 // more often: idle, a few ms of CPU per second; in a churn profile at 30 %,
-// ~2,400 enters and leaves a second, 21 % of a node's CPU). GOGC=100 trades
+// ~2,400 enter+leave pairs a second, 21 % of a node's CPU). GOGC=100 trades
 // the memory back for that CPU.
 const defaultGCPercent = 30
 
