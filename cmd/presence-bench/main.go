@@ -163,10 +163,10 @@ type churnResult struct {
 	Errors       int64              `json:"errors"`               // answered with an error, or not in time
 	ErrorsWhy    map[string]int64   `json:"errors_why,omitempty"` // error code (or timeout) → ops
 	Dropped      int64              `json:"not_sent"`             // ops not sent: a worker's queue was full
-	// The enters of pairs in flight when the phase ended that failed: each
-	// leaves its session in no room.
-	LateErrors    int64            `json:"late_enter_errors"`
-	LateErrorsWhy map[string]int64 `json:"late_enter_errors_why,omitempty"`
+	// The ops of pairs in flight when the phase ended that failed (a
+	// failed enter leaves its session in no room).
+	LateErrors    int64            `json:"late_pair_errors"`
+	LateErrorsWhy map[string]int64 `json:"late_pair_errors_why,omitempty"`
 }
 
 func run(ctx context.Context, c config) (*results, error) {
@@ -309,9 +309,16 @@ func run(ctx context.Context, c config) (*results, error) {
 		progress("churn: pairs/s per node %v, updates %.0f/s, typing %.0f/s, %d errors %v, %d ops not sent (queue full)", fmtRates(cr.PairsPerNode), cr.Updates, cr.Typing, cr.Errors, cr.ErrorsWhy, cr.Dropped)
 		// The pairs in flight at the end finish their enters (up to 5 s).
 		sleepCtx(ctx, 6*time.Second)
-		late := fl.take()
-		cr.LateErrors, cr.LateErrorsWhy = late.errors, late.why
-		progress("churn: %d enters of pairs in flight at the end failed %v", late.errors, late.why)
+		// (The take also holds the phase's last reports, which came after
+		// its window closed: left out, as its pairs are.)
+		cr.LateErrorsWhy = map[string]int64{}
+		for k, v := range fl.take().why {
+			if strings.Contains(k, " after the phase") {
+				cr.LateErrors += v
+				cr.LateErrorsWhy[k] += v
+			}
+		}
+		progress("churn: %d ops of pairs in flight at the end failed %v", cr.LateErrors, cr.LateErrorsWhy)
 	}
 	res.LostAll, res.LostAllWhy = fl.totalLost()
 	progress("%d sessions lost before the kill phase %v", res.LostAll, res.LostAllWhy)

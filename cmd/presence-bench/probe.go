@@ -344,7 +344,7 @@ func measureKill(ctx context.Context, nodes []*node, victim *node, victimPrefix 
 	}
 	for name, t := range tallies {
 		if len(t.expect) != victimSessions {
-			progress("%s lists %d of %s's %d connected sessions in the rooms (the others left a room in a churn pair whose enter failed)", name, len(t.expect), victim.name, victimSessions)
+			progress("%s lists %d of %s's %d connected sessions in the rooms (the others are in no room: a churn pair of theirs failed between its leave and its enter)", name, len(t.expect), victim.name, victimSessions)
 		}
 		res.Listed = max(res.Listed, len(t.expect))
 	}

@@ -63,7 +63,7 @@ func (r *results) markdown(c config) string {
 		}
 		late := ""
 		if x.LateErrors > 0 {
-			late = fmt.Sprintf("; %d enters of pairs in flight at the end failed: %s", x.LateErrors, fmtCounts(x.LateErrorsWhy))
+			late = fmt.Sprintf("; %d ops of pairs in flight at the end failed: %s", x.LateErrors, fmtCounts(x.LateErrorsWhy))
 		}
 		p("| enter+leave churn per node (%.0f pairs/s asked of each, with %.0f updates/s and %.0f typing/s in all) | ≥ 2k pairs/s per node | %s pairs/s (%d errors%s; %d ops not sent, the worker's queue full%s) | %s | Centrifugo ~167/s per pod (%.1f×) |\n",
 			x.Asked, x.Updates, x.Typing, fmtRates(x.PairsPerNode), x.Errors, why, x.Dropped, late, verdict(ok, fmt.Sprintf("%.2f× the target on the slowest node", worst/2000)), worst/167)
