@@ -176,12 +176,12 @@ func (c *Cluster) deliverDelta(to *memberlist.Node, d crdt.Delta) error {
 		return err
 	}
 	if !ok {
-		body, err := d.MarshalBinary()
+		msg, err := appendDeltaMsg(make([]byte, 0, deltaMsgSize(c.name, d)), c.name, d)
 		if err != nil {
 			return err
 		}
 		c.stats.DeltasSentReliable.Add(1)
-		return c.ml.SendReliable(to, encodeMsg(msgDelta, c.name, body))
+		return c.ml.SendReliable(to, msg)
 	}
 	for _, m := range msgs {
 		if err := c.ml.SendBestEffort(to, m); err != nil {
@@ -197,11 +197,10 @@ func (c *Cluster) deliverDelta(to *memberlist.Node, d crdt.Delta) error {
 // when that would take more than maxUDPBurst packets or one entry alone is
 // too big.
 func deltaPackets(name string, d crdt.Delta, out [][]byte) (msgs [][]byte, ok bool, err error) {
-	body, err := d.MarshalBinary()
+	msg, err := appendDeltaMsg(make([]byte, 0, deltaMsgSize(name, d)), name, d)
 	if err != nil {
 		return nil, false, err
 	}
-	msg := encodeMsg(msgDelta, name, body)
 	if len(msg) <= udpMax {
 		return append(out, msg), len(out) < maxUDPBurst, nil
 	}

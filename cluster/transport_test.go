@@ -340,3 +340,26 @@ func (d notifyDelegate) NotifyMsg(b []byte)                   { d.f(b) }
 func (d notifyDelegate) GetBroadcasts(int, int) [][]byte      { return nil }
 func (d notifyDelegate) LocalState(bool) []byte               { return nil }
 func (d notifyDelegate) MergeRemoteState(b []byte, join bool) {}
+
+// appendDeltaMsg writes what encodeMsg of the delta's own encoding writes,
+// within deltaMsgSize.
+func TestAppendDeltaMsgIsEncodeMsg(t *testing.T) {
+	o := crdt.Origin{Node: "n1", Incarnation: 3}
+	d := crdt.Delta{Origin: o, From: 4, To: 6}
+	for i := range 2 {
+		d.Entries = append(d.Entries, crdt.Entry{Key: fmt.Sprint("s/", i), Value: []byte(`{"v":1}`), Origin: o,
+			Version: crdt.Version{TS: crdt.MakeTimestamp(int64(1000+i), 0), Node: "n1"}, Seq: uint64(5 + i)})
+	}
+	body, err := d.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := encodeMsg(msgDelta, "node-1", body)
+	got, err := appendDeltaMsg([]byte("prefix"), "node-1", d)
+	if err != nil || !bytes.Equal(got[len("prefix"):], want) {
+		t.Fatalf("appendDeltaMsg: %x, %v; want %x", got, err, want)
+	}
+	if n := deltaMsgSize("node-1", d); n < len(want) {
+		t.Fatalf("deltaMsgSize %d, below the %d written", n, len(want))
+	}
+}

@@ -50,12 +50,17 @@ func malformed(format string, args ...any) error {
 // origin, has Version.Node != Origin.Node, a Seq outside [1, MaxSeq], or a
 // key, value or node id beyond the limits.
 func (d Delta) MarshalBinary() ([]byte, error) {
+	return d.AppendBinary(make([]byte, 0, d.MaxBinarySize()))
+}
+
+// MaxBinarySize is an upper bound of the length of d's encoding.
+func (d Delta) MaxBinarySize() int {
 	size := 1 + 5*binary.MaxVarintLen64 + len(d.Origin.Node)
 	for i := range d.Entries {
 		e := &d.Entries[i]
 		size += 1 + 2*binary.MaxVarintLen64 + 8 + len(e.Key) + binary.MaxVarintLen64 + len(e.Value)
 	}
-	return d.AppendBinary(make([]byte, 0, size))
+	return size
 }
 
 // AppendBinary appends the encoding of MarshalBinary to b.

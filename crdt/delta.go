@@ -31,6 +31,13 @@ type Delta struct {
 // when entries arrive below seqs already held (a gap being filled), sorting
 // those entries into the origin's log.
 func (m *Map) Merge(d Delta) (changes []Change, gap bool) {
+	return m.MergeAppend(d, nil)
+}
+
+// MergeAppend is Merge, appending the changes to buf (a caller that handles
+// them at once can reuse one buffer, and the GC sees none of it).
+func (m *Map) MergeAppend(d Delta, buf []Change) (changes []Change, gap bool) {
+	changes = buf
 	st := m.originOf(d.Origin)
 	m.hold = st
 	start, inOrder := len(st.log), true
@@ -57,7 +64,7 @@ func (m *Map) Merge(d Delta) (changes []Change, gap bool) {
 		last = e.Seq
 		c, visible := m.store(st, e.Key, e.Value, e.Version.TS, e.Seq, e.Deleted, idx, exists)
 		if visible {
-			if changes == nil {
+			if cap(changes) == 0 {
 				changes = make([]Change, 0, min(len(d.Entries)-i, 256))
 			}
 			changes = append(changes, c)

@@ -613,3 +613,35 @@ func TestPruneOrigin(t *testing.T) {
 	}
 	checkInvariants(t, m)
 }
+
+// MergeAppend with a buffer reused from merge to merge reports what Merge
+// reports, and never more than the buffer it was given plus the changes.
+func TestMergeAppendReusesTheBuffer(t *testing.T) {
+	src := NewMap()
+	for i := range 200 {
+		src.Set(oA, ts(int64(i+1), 0), fmt.Sprint("k", i%50), []byte(fmt.Sprint(i)))
+	}
+	viaMerge, viaAppend := NewMap(), NewMap()
+	var buf []Change
+	for after := uint64(0); after < 200; after += 9 {
+		d := src.DeltaSince(oA, after, 9)
+		want, wantGap := viaMerge.Merge(d)
+		got, gap := viaAppend.MergeAppend(d, buf[:0])
+		if gap != wantGap || len(got) != len(want) {
+			t.Fatalf("after %d: %d changes gap %v, want %d gap %v", after, len(got), gap, len(want), wantGap)
+		}
+		for i := range want {
+			if got[i].Key != want[i].Key || !entryEqual(got[i].Cur, want[i].Cur) || got[i].HadPrev != want[i].HadPrev {
+				t.Fatalf("after %d: change %d is %s, want %s", after, i, fmtEntry(got[i].Cur), fmtEntry(want[i].Cur))
+			}
+		}
+		if cap(buf) > 0 && len(got) <= cap(buf) && &got[:1][0] != &buf[:1][0] {
+			t.Fatalf("after %d: the buffer was not reused", after)
+		}
+		clear(got)
+		buf = got[:0]
+	}
+	if !entriesEqual(allEntries(viaMerge), allEntries(viaAppend)) {
+		t.Fatal("the maps differ")
+	}
+}

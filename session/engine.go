@@ -97,6 +97,7 @@ type Engine struct {
 	closed   bool
 	hlc      *crdt.Clock
 	data     *crdt.Map
+	mergeBuf []crdt.Change     // Merge's changes, reused (under mu)
 	owned    map[string]*owned // sessions this node owns (writes)
 	sessions map[string]*sess  // index: every session seen in data
 	rooms    map[string]*room

@@ -35,12 +35,21 @@ func (e *Engine) Merge(d crdt.Delta) (gap bool, err error) {
 	for _, ent := range d.Entries {
 		_ = e.hlc.Observe(ent.Version.TS)
 	}
-	changes, gap := e.data.Merge(d)
+	changes, gap := e.data.MergeAppend(d, e.mergeBuf[:0])
 	for _, c := range changes {
 		e.applyLocked(c)
 	}
+	// Kept for the next merge (under e.mu), unless a large one grew it;
+	// cleared so that it holds no values for the GC.
+	clear(changes)
+	if cap(changes) <= maxMergeBuf {
+		e.mergeBuf = changes[:0]
+	}
 	return gap, nil
 }
+
+// maxMergeBuf is the most changes Merge keeps a buffer for between merges.
+const maxMergeBuf = 256
 
 // DeltaSince returns origin o's entries after seq (see crdt.Map.DeltaSince).
 func (e *Engine) DeltaSince(o crdt.Origin, after uint64, limit int) crdt.Delta {
