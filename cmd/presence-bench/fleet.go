@@ -144,7 +144,7 @@ type opCounts struct {
 	updates, typing int64
 	errors          int64            // answered with an error, or not in time
 	dropped         int64            // not sent: a worker's queue was full
-	why             map[string]int64 // error code (or timeout) → ops
+	why             map[string]int64 // op and error code (or timeout) → ops
 }
 
 func newOpCounts() opCounts {
@@ -152,14 +152,8 @@ func newOpCounts() opCounts {
 }
 
 func (o *opCounts) add(rep workerReport) {
-	o.pairs[rep.Node] += rep.Pairs
-	o.updates += rep.Updates
-	o.typing += rep.Typing
-	o.errors += rep.OpErrors
-	o.dropped += rep.OpDropped
-	for k, v := range rep.OpErrWhy {
-		o.why[k] += v
-	}
+	o.merge(opCounts{pairs: map[string]int64{rep.Node: rep.Pairs}, updates: rep.Updates, typing: rep.Typing,
+		errors: rep.OpErrors, dropped: rep.OpDropped, why: rep.OpErrWhy})
 }
 
 func (o *opCounts) merge(x opCounts) {

@@ -161,7 +161,7 @@ type churnResult struct {
 	Updates      float64            `json:"updates_per_s"`
 	Typing       float64            `json:"typing_per_s"`
 	Errors       int64              `json:"errors"`               // answered with an error, or not in time
-	ErrorsWhy    map[string]int64   `json:"errors_why,omitempty"` // error code (or timeout) → ops
+	ErrorsWhy    map[string]int64   `json:"errors_why,omitempty"` // op and error code (or timeout) → ops
 	Dropped      int64              `json:"not_sent"`             // ops not sent: a worker's queue was full
 	// The ops of pairs in flight when the phase ended that failed (a
 	// failed enter leaves its session in no room).
@@ -307,8 +307,9 @@ func run(ctx context.Context, c config) (*results, error) {
 		}
 		res.Churn = &cr
 		progress("churn: pairs/s per node %v, updates %.0f/s, typing %.0f/s, %d errors %v, %d ops not sent (queue full)", fmtRates(cr.PairsPerNode), cr.Updates, cr.Typing, cr.Errors, cr.ErrorsWhy, cr.Dropped)
-		// The pairs in flight at the end finish their enters (up to 5 s).
-		sleepCtx(ctx, 6*time.Second)
+		// The pairs in flight at the end finish (a leave and an enter, the
+		// workers give each up to 5 s).
+		sleepCtx(ctx, 11*time.Second)
 		// (The take also holds the phase's last reports, which came after
 		// its window closed: left out, as its pairs are.)
 		cr.LateErrorsWhy = map[string]int64{}

@@ -46,7 +46,7 @@ type workerReport struct {
 	Typing    int64            `json:"typing,omitempty"`
 	OpErrors  int64            `json:"op_errors,omitempty"`  // answered with an error or timed out
 	OpDropped int64            `json:"op_dropped,omitempty"` // not sent: the worker's queue was full (the node behind)
-	OpErrWhy  map[string]int64 `json:"op_err_why,omitempty"` // error code (or timeout) → ops
+	OpErrWhy  map[string]int64 `json:"op_err_why,omitempty"` // op and error code (or timeout) → ops
 	Lost      int64            `json:"lost,omitempty"`       // connections that ended
 	Connected int64            `json:"connected,omitempty"`
 	LostWhy   map[string]int64 `json:"lost_why,omitempty"`
