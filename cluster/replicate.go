@@ -176,7 +176,7 @@ func (c *Cluster) deliverDelta(to *memberlist.Node, d crdt.Delta) error {
 		return err
 	}
 	if !ok {
-		msg, err := appendDeltaMsg(make([]byte, 0, deltaMsgSize(c.name, d)), c.name, d)
+		msg, err := deltaMsg(c.name, d)
 		if err != nil {
 			return err
 		}
@@ -197,7 +197,7 @@ func (c *Cluster) deliverDelta(to *memberlist.Node, d crdt.Delta) error {
 // when that would take more than maxUDPBurst packets or one entry alone is
 // too big.
 func deltaPackets(name string, d crdt.Delta, out [][]byte) (msgs [][]byte, ok bool, err error) {
-	msg, err := appendDeltaMsg(make([]byte, 0, deltaMsgSize(name, d)), name, d)
+	msg, err := deltaMsg(name, d)
 	if err != nil {
 		return nil, false, err
 	}

@@ -341,9 +341,9 @@ func (d notifyDelegate) GetBroadcasts(int, int) [][]byte      { return nil }
 func (d notifyDelegate) LocalState(bool) []byte               { return nil }
 func (d notifyDelegate) MergeRemoteState(b []byte, join bool) {}
 
-// appendDeltaMsg writes what encodeMsg of the delta's own encoding writes,
-// within deltaMsgSize.
-func TestAppendDeltaMsgIsEncodeMsg(t *testing.T) {
+// deltaMsg writes what encodeMsg of the delta's own encoding writes, in a
+// buffer it did not outgrow.
+func TestDeltaMsgIsEncodeMsg(t *testing.T) {
 	o := crdt.Origin{Node: "n1", Incarnation: 3}
 	d := crdt.Delta{Origin: o, From: 4, To: 6}
 	for i := range 2 {
@@ -355,11 +355,11 @@ func TestAppendDeltaMsgIsEncodeMsg(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := encodeMsg(msgDelta, "node-1", body)
-	got, err := appendDeltaMsg([]byte("prefix"), "node-1", d)
-	if err != nil || !bytes.Equal(got[len("prefix"):], want) {
-		t.Fatalf("appendDeltaMsg: %x, %v; want %x", got, err, want)
+	got, err := deltaMsg("node-1", d)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("deltaMsg: %x, %v; want %x", got, err, want)
 	}
-	if n := deltaMsgSize("node-1", d); n < len(want) {
-		t.Fatalf("deltaMsgSize %d, below the %d written", n, len(want))
+	if c := cap(got); c < len(want) || c > 1+binary.MaxVarintLen64+len("node-1")+d.MaxBinarySize() {
+		t.Fatalf("a buffer of %d for %d bytes: reallocated", c, len(want))
 	}
 }

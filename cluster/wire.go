@@ -44,18 +44,14 @@ func encodeMsg(typ byte, sender string, body []byte) []byte {
 	return append(b, body...)
 }
 
-// appendDeltaMsg appends d as a delta message (encodeMsg(msgDelta, sender,
-// d.MarshalBinary()), without the body's own buffer) to b.
-func appendDeltaMsg(b []byte, sender string, d crdt.Delta) ([]byte, error) {
+// deltaMsg is encodeMsg(msgDelta, sender, d.MarshalBinary()) in one
+// buffer, without the body's own.
+func deltaMsg(sender string, d crdt.Delta) ([]byte, error) {
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(sender)+d.MaxBinarySize())
 	b = append(b, msgDelta)
 	b = binary.AppendUvarint(b, uint64(len(sender)))
 	b = append(b, sender...)
 	return d.AppendBinary(b)
-}
-
-// deltaMsgSize is an upper bound of appendDeltaMsg's length.
-func deltaMsgSize(sender string, d crdt.Delta) int {
-	return 1 + binary.MaxVarintLen64 + len(sender) + d.MaxBinarySize()
 }
 
 func decodeMsg(b []byte) (typ byte, sender string, body []byte, err error) {

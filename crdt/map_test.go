@@ -615,7 +615,7 @@ func TestPruneOrigin(t *testing.T) {
 }
 
 // MergeAppend with a buffer reused from merge to merge reports what Merge
-// reports, and never more than the buffer it was given plus the changes.
+// reports, into that buffer when it has room.
 func TestMergeAppendReusesTheBuffer(t *testing.T) {
 	src := NewMap()
 	for i := range 200 {
