@@ -12,32 +12,47 @@ func (c *Client) simple(ctx context.Context, msg map[string]any) error {
 	return err
 }
 
+// roomReq is an enter, leave, update or typing, or (without a room) a ping:
+// the load generator's calls, marshalled from a struct rather than a map
+// (whose keys are sorted at every marshal).
+type roomReq struct {
+	Type   string `json:"type"`
+	ID     int64  `json:"id"`
+	Room   string `json:"room,omitempty"`
+	Data   any    `json:"data,omitempty"`
+	Typing *bool  `json:"typing,omitempty"`
+}
+
+func (c *Client) roomCall(ctx context.Context, r roomReq) ([]byte, error) {
+	r.ID = c.nextID.Add(1)
+	return c.call(ctx, r.ID, &r)
+}
+
 // Enter enters a room with optional data (nil for none).
 func (c *Client) Enter(ctx context.Context, room string, data any) error {
-	m := map[string]any{"type": "enter", "room": room}
-	if data != nil {
-		m["data"] = data
-	}
-	return c.simple(ctx, m)
+	_, err := c.roomCall(ctx, roomReq{Type: "enter", Room: room, Data: data})
+	return err
 }
 
 // Update replaces this session's data in a room.
 func (c *Client) Update(ctx context.Context, room string, data any) error {
-	return c.simple(ctx, map[string]any{"type": "update", "room": room, "data": data})
+	if data == nil {
+		data = json.RawMessage("null")
+	}
+	_, err := c.roomCall(ctx, roomReq{Type: "update", Room: room, Data: data})
+	return err
 }
 
 // Leave leaves a room, with optional data for the leave event.
 func (c *Client) Leave(ctx context.Context, room string, data any) error {
-	m := map[string]any{"type": "leave", "room": room}
-	if data != nil {
-		m["data"] = data
-	}
-	return c.simple(ctx, m)
+	_, err := c.roomCall(ctx, roomReq{Type: "leave", Room: room, Data: data})
+	return err
 }
 
 // Typing starts or stops typing in a room.
 func (c *Client) Typing(ctx context.Context, room string, typing bool) error {
-	return c.simple(ctx, map[string]any{"type": "typing", "room": room, "typing": typing})
+	_, err := c.roomCall(ctx, roomReq{Type: "typing", Room: room, Typing: &typing})
+	return err
 }
 
 // Location says what this session is viewing ("" for nothing).
@@ -52,7 +67,7 @@ func (c *Client) Activity(ctx context.Context, a session.Activity) error {
 
 // Ping is the heartbeat; it returns the server's time in unix ms.
 func (c *Client) Ping(ctx context.Context) (int64, error) {
-	b, err := c.Call(ctx, map[string]any{"type": "ping"})
+	b, err := c.roomCall(ctx, roomReq{Type: "ping"})
 	if err != nil {
 		return 0, err
 	}

@@ -44,8 +44,11 @@ type Options struct {
 	HTTPClient *http.Client
 	// Tap, when set, sees every incoming message (one JSON object) before
 	// it is decoded; returning true consumes it. Load generators use it to
-	// read events without decoding them.
+	// read events without decoding them. msg is valid only during the
+	// call (its buffer is reused): copy what you keep.
 	Tap func(msg []byte) bool
+	// WriteTimeout bounds the write of one frame (default WriteTimeout).
+	WriteTimeout time.Duration
 }
 
 // Welcome is the server's answer to hello.
@@ -73,12 +76,18 @@ func (e *Error) Error() string { return e.Code + ": " + e.Message }
 // ErrClosed is returned by calls on a closed connection.
 var ErrClosed = errors.New("client: connection closed")
 
+// envelope is what routing needs of an incoming message (data is skipped).
 type envelope struct {
 	Type    string          `json:"type"`
 	ID      json.RawMessage `json:"id,omitempty"`
 	Code    string          `json:"code,omitempty"`
 	Message string          `json:"message,omitempty"`
-	Data    json.RawMessage `json:"data,omitempty"`
+}
+
+// reply is the answer to a call: the message, or the error it carried.
+type reply struct {
+	msg []byte
+	err *Error
 }
 
 // Client is one WebSocket session with a presenced node.
@@ -88,13 +97,17 @@ type Client struct {
 
 	nextID  atomic.Int64
 	mu      sync.Mutex
-	pending map[string]chan []byte
+	pending map[string]chan reply
 	events  chan *session.Event
 	errs    chan *Error
 	done    chan struct{}
 	err     error // why the read loop ended
 	tap     func([]byte) bool
 	Dropped atomic.Int64
+
+	writing    chan struct{} // holds a token while a frame is being written
+	writeTimer *time.Timer   // closes the connection when a write outlasts writeTimeout
+	writeLimit time.Duration
 }
 
 // Dial connects to a node's WebSocket endpoint (ws://host:port/v1/ws) and
@@ -108,8 +121,13 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 	if opts.EventBuffer <= 0 {
 		opts.EventBuffer = 4096
 	}
-	c := &Client{ws: ws, pending: make(map[string]chan []byte), events: make(chan *session.Event, opts.EventBuffer),
-		errs: make(chan *Error, 64), done: make(chan struct{}), tap: opts.Tap}
+	c := &Client{ws: ws, pending: make(map[string]chan reply), events: make(chan *session.Event, opts.EventBuffer),
+		errs: make(chan *Error, 64), done: make(chan struct{}), tap: opts.Tap, writing: make(chan struct{}, 1), writeLimit: opts.WriteTimeout}
+	if c.writeLimit <= 0 {
+		c.writeLimit = WriteTimeout
+	}
+	c.writeTimer = time.AfterFunc(c.writeLimit, func() { c.ws.CloseNow() })
+	c.writeTimer.Stop()
 	hello := map[string]any{"type": "hello", "id": 0}
 	if opts.Token != "" {
 		hello["token"] = opts.Token
@@ -135,12 +153,12 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 		c.ws.CloseNow()
 		return nil, err
 	}
-	reply, err := c.await(ctx, "0", wait)
+	welcome, err := c.await(ctx, "0", wait)
 	if err != nil {
 		c.ws.CloseNow()
 		return nil, err
 	}
-	if err := json.Unmarshal(reply, &c.Welcome); err != nil {
+	if err := json.Unmarshal(welcome, &c.Welcome); err != nil {
 		c.ws.CloseNow()
 		return nil, err
 	}
@@ -174,8 +192,8 @@ func (c *Client) write(ctx context.Context, v any) error {
 	return c.writeFrame(ctx, b)
 }
 
-// WriteTimeout bounds the write of one frame. A frame not written by then
-// means a dead or stuck connection, which is closed.
+// WriteTimeout is the default bound on the write of one frame. A frame not
+// written by then means a dead or stuck connection, which is closed.
 const WriteTimeout = 10 * time.Second
 
 // writeFrame writes one text frame. A frame whose write has begun is
@@ -183,65 +201,82 @@ const WriteTimeout = 10 * time.Second
 // whose write is cancelled midway, and a caller that stops waiting for an
 // answer should not end its session with it (the load generator lost
 // hundreds of sessions so when a phase ended). ctx still ends the wait for
-// the answer (await) and a call whose ctx ended before its write.
+// the answer (await), for a turn to write, and a call whose ctx ended
+// before its write.
+//
+// The write itself gets no context: one per frame cost the library a
+// context.AfterFunc and us a timer, the largest part of a call's
+// allocations. A frame not written within Options.WriteTimeout closes the
+// connection through one timer the client keeps.
 func (c *Client) writeFrame(ctx context.Context, b []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), WriteTimeout)
-	defer cancel()
-	return c.ws.Write(wctx, websocket.MessageText, b)
+	select {
+	case c.writing <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		return fmt.Errorf("%w: %v", ErrClosed, c.err)
+	}
+	defer func() { <-c.writing }()
+	c.writeTimer.Reset(c.writeLimit)
+	err := c.ws.Write(context.Background(), websocket.MessageText, b)
+	c.writeTimer.Stop()
+	return err
 }
 
-func (c *Client) expect(id string) chan []byte {
-	ch := make(chan []byte, 1)
+func (c *Client) expect(id string) chan reply {
+	ch := make(chan reply, 1)
 	c.mu.Lock()
 	c.pending[id] = ch
 	c.mu.Unlock()
 	return ch
 }
 
-func (c *Client) await(ctx context.Context, id string, ch chan []byte) ([]byte, error) {
+func (c *Client) await(ctx context.Context, id string, ch chan reply) ([]byte, error) {
 	defer func() {
 		c.mu.Lock()
 		delete(c.pending, id)
 		c.mu.Unlock()
 	}()
-	var b []byte
+	var r reply
 	select {
-	case b = <-ch:
+	case r = <-ch:
 	case <-c.done:
 		// The reply may have arrived just before the close: prefer it.
 		select {
-		case b = <-ch:
+		case r = <-ch:
 		default:
 			return nil, fmt.Errorf("%w: %v", ErrClosed, c.err)
 		}
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	var env envelope
-	if err := json.Unmarshal(b, &env); err != nil {
-		return nil, err
+	if r.err != nil {
+		return nil, r.err
 	}
-	if env.Type == "error" {
-		return nil, &Error{Code: env.Code, Message: env.Message}
-	}
-	return b, nil
+	return r.msg, nil
 }
 
 // Call sends a message with a fresh id and returns the raw reply.
 func (c *Client) Call(ctx context.Context, msg map[string]any) ([]byte, error) {
-	id := strconv.FormatInt(c.nextID.Add(1), 10)
-	msg["id"] = json.RawMessage(id)
-	ch := c.expect(id)
+	id := c.nextID.Add(1)
+	msg["id"] = id
+	return c.call(ctx, id, msg)
+}
+
+// call sends msg, whose id is id, and waits for its reply.
+func (c *Client) call(ctx context.Context, id int64, msg any) ([]byte, error) {
+	key := strconv.FormatInt(id, 10)
+	ch := c.expect(key)
 	if err := c.write(ctx, msg); err != nil {
 		c.mu.Lock()
-		delete(c.pending, id)
+		delete(c.pending, key)
 		c.mu.Unlock()
 		return nil, err
 	}
-	return c.await(ctx, id, ch)
+	return c.await(ctx, key, ch)
 }
 
 // Send writes a raw frame without waiting for a reply (tests of bad input).
@@ -249,39 +284,77 @@ func (c *Client) Send(ctx context.Context, frame []byte) error {
 	return c.writeFrame(ctx, frame)
 }
 
+// frameBufs holds the read loops' frame buffers between frames: an idle
+// connection (most of a load generator's) holds none.
+var frameBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledFrame: a buffer grown past this by a big frame (a snapshot) is
+// left to the GC rather than kept.
+const maxPooledFrame = 64 << 10
+
 func (c *Client) readLoop() {
 	defer close(c.done)
 	for {
-		_, frame, err := c.ws.Read(context.Background())
+		_, r, err := c.ws.Reader(context.Background())
 		if err != nil {
 			c.err = err
 			c.ws.CloseNow() // the connection is over: release its socket
 			return
 		}
-		for _, b := range bytes.Split(frame, []byte{'\n'}) {
-			if c.tap != nil && c.tap(b) {
+		buf := frameBufs.Get().(*bytes.Buffer)
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			frameBufs.Put(buf)
+			c.err = err
+			c.ws.CloseNow()
+			return
+		}
+		// A frame may hold several messages, one per line.
+		for frame := buf.Bytes(); len(frame) > 0; {
+			msg := frame
+			if i := bytes.IndexByte(frame, '\n'); i >= 0 {
+				msg, frame = frame[:i], frame[i+1:]
+			} else {
+				frame = nil
+			}
+			if c.tap != nil && c.tap(msg) {
 				continue
 			}
-			c.route(b)
+			c.route(msg)
+		}
+		if buf.Cap() <= maxPooledFrame {
+			frameBufs.Put(buf)
 		}
 	}
 }
 
+// route hands a reply to the call waiting for it, and an event or an
+// unasked error to its channel. b is valid only during the call.
 func (c *Client) route(b []byte) {
 	var env envelope
 	if err := json.Unmarshal(b, &env); err != nil {
 		return
 	}
 	if len(env.ID) > 0 {
-		id := string(env.ID)
-		if s, err := strconv.Unquote(id); err == nil {
-			id = s
+		id := env.ID
+		if id[0] == '"' {
+			var s string
+			if json.Unmarshal(id, &s) == nil {
+				id = []byte(s)
+			}
 		}
 		c.mu.Lock()
-		ch := c.pending[id]
+		ch := c.pending[string(id)]
 		c.mu.Unlock()
 		if ch != nil {
-			ch <- append([]byte(nil), b...)
+			r := reply{err: &Error{Code: env.Code, Message: env.Message}}
+			if env.Type != "error" {
+				r = reply{msg: append([]byte(nil), b...)}
+			}
+			select {
+			case ch <- r:
+			default: // a second answer to one id: the first stands
+			}
 			return
 		}
 	}

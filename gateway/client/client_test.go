@@ -96,3 +96,63 @@ func TestCancelledCallLeavesTheConnectionOpen(t *testing.T) {
 		t.Fatalf("ping after the refused call: %v", err)
 	}
 }
+
+// A frame the peer never takes closes the connection after WriteTimeout:
+// the write gets no context of its own, so this timer is all that ends it.
+// A call waiting for its turn to write ends with its context meanwhile.
+func TestStuckWriteClosesTheConnection(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	quit := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ctx := r.Context()
+		if _, _, err := ws.Read(ctx); err != nil { // hello
+			return
+		}
+		if ws.Write(ctx, websocket.MessageText, []byte(`{"type":"welcome","id":0,"session":"s1"}`)) != nil {
+			return
+		}
+		<-quit // reads nothing more
+	}))
+	defer srv.Close()
+	defer close(quit)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), Options{NoAutoPing: true, WriteTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Drop()
+	stuck := make(chan error, 1)
+	go func() { stuck <- c.Send(ctx, make([]byte, 64<<20)) }() // far past the socket buffers
+	// A second frame waits for the first; its own context ends the wait.
+	wctx, wcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer wcancel()
+	for wctx.Err() == nil {
+		if err := c.Send(wctx, []byte(`{"type":"ping","id":1}`)); err != nil {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("a frame behind the stuck one: %v, want its context's deadline", err)
+			}
+			break
+		}
+		// the big frame had not begun yet: this one went first
+	}
+	select {
+	case err := <-stuck:
+		if err == nil {
+			t.Fatal("the 64 MiB frame nobody reads was written")
+		}
+	case <-ctx.Done():
+		t.Fatal("the stuck write did not end")
+	}
+	select {
+	case <-c.Done():
+	case <-ctx.Done():
+		t.Fatal("the connection stayed open after its stuck write")
+	}
+}
