@@ -362,4 +362,14 @@ func TestDeltaMsgIsEncodeMsg(t *testing.T) {
 	if c := cap(got); c < len(want) || c > 1+binary.MaxVarintLen64+len("node-1")+d.MaxBinarySize() {
 		t.Fatalf("a buffer of %d for %d bytes: reallocated", c, len(want))
 	}
+	// A sender's reused buffer: the same bytes over whatever it held, and
+	// no allocation once it is big enough.
+	buf := append(make([]byte, 0, 4096), "left over from the last push"...)
+	got, err = appendDeltaMsg(buf[:0], "node-1", d)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("appendDeltaMsg: %x, %v; want %x", got, err, want)
+	}
+	if n := testing.AllocsPerRun(100, func() { got, _ = appendDeltaMsg(buf[:0], "node-1", d) }); n != 0 {
+		t.Fatalf("appendDeltaMsg into a big enough buffer: %v allocations, want 0", n)
+	}
 }

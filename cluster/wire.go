@@ -47,7 +47,12 @@ func encodeMsg(typ byte, sender string, body []byte) []byte {
 // deltaMsg is encodeMsg(msgDelta, sender, d.MarshalBinary()) in one
 // buffer, without the body's own.
 func deltaMsg(sender string, d crdt.Delta) ([]byte, error) {
-	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(sender)+d.MaxBinarySize())
+	return appendDeltaMsg(make([]byte, 0, 1+binary.MaxVarintLen64+len(sender)+d.MaxBinarySize()), sender, d)
+}
+
+// appendDeltaMsg appends deltaMsg(sender, d) to b: a sender reuses one
+// buffer for every delta it pushes (memberlist copies what it sends).
+func appendDeltaMsg(b []byte, sender string, d crdt.Delta) ([]byte, error) {
 	b = append(b, msgDelta)
 	b = binary.AppendUvarint(b, uint64(len(sender)))
 	b = append(b, sender...)
