@@ -9,6 +9,8 @@ type Replica interface {
 	Origin() crdt.Origin
 	Merge(d crdt.Delta) (gap bool, err error)
 	DeltaSince(o crdt.Origin, after uint64, limit int) crdt.Delta
+	// AppendDeltaSince is DeltaSince with its entries in dst's array.
+	AppendDeltaSince(dst []crdt.Entry, o crdt.Origin, after uint64, limit int) crdt.Delta
 	Digest() crdt.Digest
 	OriginFailed(o crdt.Origin)
 	OriginAlive(o crdt.Origin)

@@ -30,6 +30,8 @@ const (
 	maxDeltaEntries = 1000
 	// maxKeptBuf: a sender keeps its delta buffer up to this size.
 	maxKeptBuf = 64 << 10
+	// maxKeptEntries: a sender keeps its entries buffer up to this many.
+	maxKeptEntries = 64
 	// headInterval: how often a node tells each peer its own watermark, so a
 	// peer that lost the last delta (UDP) notices and pulls within ~2 heads.
 	headInterval = 250 * time.Millisecond
@@ -51,7 +53,8 @@ type peer struct {
 	holdTick  atomic.Int64  // monoNow() when a byte last arrived on that connection; 0 while it is down
 	doubt     *doubt        // set while a gossip death of this peer is overruled (guarded by Cluster.mu)
 	sentSeq   atomic.Uint64 // a copy of sent for metrics
-	buf       []byte        // the sender goroutine's delta message buffer
+	entries   []crdt.Entry  // the sender goroutine's delta entries (reused)
+	out       packets       // the sender goroutine's delta messages (reused)
 	wake      chan struct{}
 	stop      chan struct{}
 }
@@ -149,13 +152,18 @@ func (c *Cluster) sender(p *peer) {
 // push sends p every own entry it has not been sent.
 func (c *Cluster) push(p *peer) {
 	for {
-		d := c.cfg.Replica.DeltaSince(c.self, p.sent, maxDeltaEntries)
+		d := c.cfg.Replica.AppendDeltaSince(p.entries, c.self, p.sent, maxDeltaEntries)
+		if d.Entries != nil && cap(d.Entries) <= maxKeptEntries {
+			p.entries = d.Entries[:0]
+		}
 		if len(d.Entries) == 0 {
 			p.sent = max(p.sent, d.To)
 			p.sentSeq.Store(p.sent)
 			return
 		}
-		if !c.sendDelta(p.node.Load(), d, &p.buf) {
+		sent := c.sendDelta(p.node.Load(), d, &p.out)
+		clear(d.Entries) // drop the references to values until the next push
+		if !sent {
 			return // retried on the next wake or head
 		}
 		p.sent = d.To
@@ -163,8 +171,8 @@ func (c *Cluster) push(p *peer) {
 	}
 }
 
-func (c *Cluster) sendDelta(to *memberlist.Node, d crdt.Delta, buf *[]byte) bool {
-	if err := c.deliverDelta(to, d, buf); err != nil {
+func (c *Cluster) sendDelta(to *memberlist.Node, d crdt.Delta, out *packets) bool {
+	if err := c.deliverDelta(to, d, out); err != nil {
 		c.log.Debug("send delta", zap.String("to", to.Name), zap.Error(err))
 		return false
 	}
@@ -173,24 +181,14 @@ func (c *Cluster) sendDelta(to *memberlist.Node, d crdt.Delta, buf *[]byte) bool
 }
 
 // deliverDelta sends d over UDP, as up to maxUDPBurst packets, or over TCP.
-// A delta that fits one packet, as nearly every push does, is encoded into
-// *buf when buf is not nil (a push's allocation was a fifth of a node's
-// in churn).
-func (c *Cluster) deliverDelta(to *memberlist.Node, d crdt.Delta, buf *[]byte) error {
-	if buf != nil {
-		msg, err := appendDeltaMsg((*buf)[:0], c.name, d)
-		if err != nil {
-			return err
-		}
-		*buf = msg
-		if cap(msg) > maxKeptBuf {
-			*buf = nil // a big page's buffer is not kept
-		}
-		if len(msg) <= udpMax {
-			return c.ml.SendBestEffort(to, msg)
-		}
+// A sender passes its own packets, reused from push to push (their
+// allocation was a fifth of a node's in churn); nil allocates.
+func (c *Cluster) deliverDelta(to *memberlist.Node, d crdt.Delta, p *packets) error {
+	if p == nil {
+		p = new(packets)
 	}
-	msgs, ok, err := deltaPackets(c.name, d, nil)
+	defer p.trim()
+	ok, err := p.split(c.name, d)
 	if err != nil {
 		return err
 	}
@@ -202,7 +200,7 @@ func (c *Cluster) deliverDelta(to *memberlist.Node, d crdt.Delta, buf *[]byte) e
 		c.stats.DeltasSentReliable.Add(1)
 		return c.ml.SendReliable(to, msg)
 	}
-	for _, m := range msgs {
+	for _, m := range p.msgs {
 		if err := c.ml.SendBestEffort(to, m); err != nil {
 			return err
 		}
@@ -210,23 +208,42 @@ func (c *Cluster) deliverDelta(to *memberlist.Node, d crdt.Delta, buf *[]byte) e
 	return nil
 }
 
-// deltaPackets splits d into delta messages of at most udpMax bytes, in
-// order: halves, each covering its part of d's range (the first ends at its
-// last entry's seq, where the second begins), until each fits. ok is false
-// when that would take more than maxUDPBurst packets or one entry alone is
-// too big.
-func deltaPackets(name string, d crdt.Delta, out [][]byte) (msgs [][]byte, ok bool, err error) {
-	msg, err := deltaMsg(name, d)
+// packets is a delta split into messages of at most udpMax bytes, encoded
+// into one buffer (memberlist copies what it sends, so a sender reuses
+// both from push to push).
+type packets struct {
+	buf  []byte
+	msgs [][]byte
+}
+
+// split encodes d as delta messages of at most udpMax bytes, in order:
+// halves, each covering its part of d's range (the first ends at its last
+// entry's seq, where the second begins), until each fits. ok is false when
+// that would take more than maxUDPBurst packets or one entry alone is too
+// big. It replaces what p held.
+func (p *packets) split(name string, d crdt.Delta) (ok bool, err error) {
+	p.buf, p.msgs = p.buf[:0], p.msgs[:0]
+	return p.add(name, d)
+}
+
+func (p *packets) add(name string, d crdt.Delta) (ok bool, err error) {
+	start := len(p.buf)
+	b, err := appendDeltaMsg(p.buf, name, d)
 	if err != nil {
-		return nil, false, err
+		return false, err
 	}
-	if len(msg) <= udpMax {
-		return append(out, msg), len(out) < maxUDPBurst, nil
+	// Messages before this one stay valid if b moved: they keep the array
+	// they were written to, which nothing writes again.
+	if msg := b[start:len(b):len(b)]; len(msg) <= udpMax {
+		p.buf, p.msgs = b, append(p.msgs, msg)
+		return len(p.msgs) <= maxUDPBurst, nil
 	}
+	size := len(b) - start
+	p.buf = b[:start]
 	// A full page (a pull's answer: the asker asks for the next page when
 	// it gets maxDeltaEntries) stays whole; so does one that cannot fit.
-	if len(d.Entries) < 2 || len(d.Entries) >= maxDeltaEntries || len(out) >= maxUDPBurst || len(msg) > maxUDPBurst*udpMax {
-		return nil, false, nil
+	if len(d.Entries) < 2 || len(d.Entries) >= maxDeltaEntries || len(p.msgs) >= maxUDPBurst || size > maxUDPBurst*udpMax {
+		return false, nil
 	}
 	mid := len(d.Entries) / 2
 	// The first part ends at its last entry, or at d.To when that is lower:
@@ -235,10 +252,20 @@ func deltaPackets(name string, d crdt.Delta, out [][]byte) (msgs [][]byte, ok bo
 	// over the gap.
 	first := crdt.Delta{Origin: d.Origin, From: d.From, To: min(d.Entries[mid-1].Seq, d.To), Entries: d.Entries[:mid]}
 	rest := crdt.Delta{Origin: d.Origin, From: first.To, To: d.To, Entries: d.Entries[mid:]}
-	if out, ok, err = deltaPackets(name, first, out); !ok {
-		return nil, false, err
+	if ok, err = p.add(name, first); !ok {
+		return false, err
 	}
-	return deltaPackets(name, rest, out)
+	return p.add(name, rest)
+}
+
+// trim lets go of a buffer a big delta grew past maxKeptBuf, and of the
+// messages' references into it.
+func (p *packets) trim() {
+	if cap(p.buf) > maxKeptBuf {
+		p.buf = nil
+	}
+	clear(p.msgs[:cap(p.msgs)])
+	p.msgs = p.msgs[:0]
 }
 
 func (c *Cluster) sendHead(p *peer) {

@@ -143,6 +143,7 @@ func TestDeltaPacketsSplitABigDelta(t *testing.T) {
 		}
 		return d
 	}
+	var p packets // one for every case, as a sender reuses its own
 	for _, tc := range []struct {
 		entries, valueBytes int
 		to                  uint64 // 0: above every entry
@@ -154,7 +155,8 @@ func TestDeltaPacketsSplitABigDelta(t *testing.T) {
 		if tc.to != 0 {
 			d.To = tc.to
 		}
-		msgs, ok, err := deltaPackets("n1", d, nil)
+		ok, err := p.split("n1", d)
+		msgs := p.msgs
 		if err != nil || ok != tc.wantOK {
 			t.Fatalf("%d entries of %d bytes: ok %v err %v, want ok %v", tc.entries, tc.valueBytes, ok, err, tc.wantOK)
 		}
@@ -195,6 +197,11 @@ func TestDeltaPacketsSplitABigDelta(t *testing.T) {
 				t.Errorf("entry %d: %s/%d, want %s/%d", i, got[i].Key, got[i].Seq, d.Entries[i].Key, d.Entries[i].Seq)
 			}
 		}
+	}
+	// A sender's pushes, split into the buffers it reused, allocate nothing.
+	d := mk(40, 100)
+	if n := testing.AllocsPerRun(50, func() { _, _ = p.split("n1", d) }); n != 0 {
+		t.Errorf("a split into reused packets: %v allocations, want 0", n)
 	}
 }
 

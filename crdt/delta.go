@@ -1,6 +1,9 @@
 package crdt
 
-import "sort"
+import (
+	"slices"
+	"sort"
+)
 
 // Delta carries the entries of one origin with seq in (From, To] (entries with seq > To may be
 // included too; merge is idempotent).
@@ -93,6 +96,13 @@ func (m *Map) MergeAppend(d Delta, buf []Change) (changes []Change, gap bool) {
 // garbage records skipped (at most as many as live records). It does not
 // modify the map.
 func (m *Map) DeltaSince(o Origin, after uint64, limit int) Delta {
+	return m.AppendDeltaSince(nil, o, after, limit)
+}
+
+// AppendDeltaSince is DeltaSince with its entries in dst's array when they
+// fit (a sender reuses one from push to push; what it held is
+// overwritten). Entries is nil when there are none.
+func (m *Map) AppendDeltaSince(dst []Entry, o Origin, after uint64, limit int) Delta {
 	d := Delta{Origin: o, From: after}
 	st := m.origins[o]
 	if st == nil {
@@ -105,7 +115,7 @@ func (m *Map) DeltaSince(o Origin, after uint64, limit int) Delta {
 		n = limit
 	}
 	if n > 0 {
-		d.Entries = make([]Entry, 0, n)
+		d.Entries = slices.Grow(dst[:0], n)
 	}
 	truncated := false
 	for ; i < len(log); i++ {

@@ -645,3 +645,29 @@ func TestMergeAppendReusesTheBuffer(t *testing.T) {
 		t.Fatal("the maps differ")
 	}
 }
+
+// AppendDeltaSince gives DeltaSince's delta, its entries in the caller's
+// array when they fit.
+func TestAppendDeltaSinceReusesTheBuffer(t *testing.T) {
+	m := NewMap()
+	for i := range 200 {
+		m.Set(oA, ts(int64(i+1), 0), fmt.Sprint("k", i%50), []byte(fmt.Sprint(i)))
+	}
+	m.Delete(oA, ts(300, 0), "k7", nil)
+	buf := make([]Entry, 3, 16) // holds junk from an earlier push
+	for after := uint64(0); after <= 202; after += 7 {
+		for _, limit := range []int{0, 5, 16} {
+			want := m.DeltaSince(oA, after, limit)
+			got := m.AppendDeltaSince(buf, oA, after, limit)
+			if got.Origin != want.Origin || got.From != want.From || got.To != want.To || !entriesEqual(got.Entries, want.Entries) {
+				t.Fatalf("after %d limit %d: %+v, want %+v", after, limit, got, want)
+			}
+			if want.Entries == nil != (got.Entries == nil) {
+				t.Fatalf("after %d limit %d: entries nil %v, want %v", after, limit, got.Entries == nil, want.Entries == nil)
+			}
+			if len(got.Entries) > 0 && len(got.Entries) <= cap(buf) && &got.Entries[0] != &buf[:1][0] {
+				t.Fatalf("after %d limit %d: %d entries not in the buffer of %d", after, limit, len(got.Entries), cap(buf))
+			}
+		}
+	}
+}

@@ -58,6 +58,13 @@ func (e *Engine) DeltaSince(o crdt.Origin, after uint64, limit int) crdt.Delta {
 	return e.data.DeltaSince(o, after, limit)
 }
 
+// AppendDeltaSince is DeltaSince into dst's array (see crdt.Map.AppendDeltaSince).
+func (e *Engine) AppendDeltaSince(dst []crdt.Entry, o crdt.Origin, after uint64, limit int) crdt.Delta {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.data.AppendDeltaSince(dst, o, after, limit)
+}
+
 // Digest returns this replica's per-origin watermarks.
 func (e *Engine) Digest() crdt.Digest {
 	e.mu.Lock()
