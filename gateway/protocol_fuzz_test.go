@@ -2,11 +2,18 @@ package gateway
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 )
 
+// everyField is a client message that sets every field of inbound.
+const everyField = `{"type":"hello","id":"x1","token":"t","user":"u","device":{"kind":"web","platform":"p"},"resume":"r",` +
+	`"meta":{"m":1},"room":"room","data":{"d":2},"typing":true,"location":"l","state":"active","reason":"closed",` +
+	`"what":"members","users":["a","b"]}`
+
 // FuzzDecodeInbound: no client frame crashes the decoder, and whatever it
-// accepts is one JSON object with a type.
+// accepts is one JSON object with a type. Decoding is the same after a
+// message that set every field (the decoder's targets are pooled).
 func FuzzDecodeInbound(f *testing.F) {
 	for _, s := range []string{
 		`{"type":"hello","token":"x","device":{"kind":"web"}}`,
@@ -28,6 +35,12 @@ func FuzzDecodeInbound(f *testing.F) {
 		}
 		if m.Type == "" || !json.Valid(b) {
 			t.Fatalf("accepted %q as %+v", b, m)
+		}
+		if _, werr := decodeInbound([]byte(everyField)); werr != nil {
+			t.Fatal(werr)
+		}
+		if again, werr := decodeInbound(b); werr != nil || !reflect.DeepEqual(again, m) {
+			t.Fatalf("%q decoded after a message with every field: %+v (%v), want %+v", b, again, werr, m)
 		}
 	})
 }
