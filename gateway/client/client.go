@@ -347,9 +347,11 @@ func (c *Client) route(b []byte) {
 		ch := c.pending[string(id)]
 		c.mu.Unlock()
 		if ch != nil {
-			r := reply{err: &Error{Code: env.Code, Message: env.Message}}
-			if env.Type != "error" {
-				r = reply{msg: append([]byte(nil), b...)}
+			var r reply
+			if env.Type == "error" {
+				r.err = &Error{Code: env.Code, Message: env.Message}
+			} else {
+				r.msg = append([]byte(nil), b...)
 			}
 			select {
 			case ch <- r:
