@@ -53,9 +53,7 @@ const maxMergeBuf = 256
 
 // DeltaSince returns origin o's entries after seq (see crdt.Map.DeltaSince).
 func (e *Engine) DeltaSince(o crdt.Origin, after uint64, limit int) crdt.Delta {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.data.DeltaSince(o, after, limit)
+	return e.AppendDeltaSince(nil, o, after, limit)
 }
 
 // AppendDeltaSince is DeltaSince into dst's array (see crdt.Map.AppendDeltaSince).

@@ -25,19 +25,13 @@ func TestCancelledCallLeavesTheConnectionOpen(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	headerRead, release := make(chan struct{}), make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := websocket.Accept(w, r, nil)
-		if err != nil {
+		ws := acceptHello(w, r)
+		if ws == nil {
 			return
 		}
 		defer ws.CloseNow()
 		ws.SetReadLimit(-1)
 		ctx := r.Context()
-		if _, _, err := ws.Read(ctx); err != nil { // hello
-			return
-		}
-		if ws.Write(ctx, websocket.MessageText, []byte(`{"type":"welcome","id":0,"session":"s1"}`)) != nil {
-			return
-		}
 		_, rd, err := ws.Reader(ctx) // the big frame's header
 		if err != nil {
 			return
@@ -104,18 +98,11 @@ func TestStuckWriteClosesTheConnection(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	quit := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := websocket.Accept(w, r, nil)
-		if err != nil {
+		ws := acceptHello(w, r)
+		if ws == nil {
 			return
 		}
 		defer ws.CloseNow()
-		ctx := r.Context()
-		if _, _, err := ws.Read(ctx); err != nil { // hello
-			return
-		}
-		if ws.Write(ctx, websocket.MessageText, []byte(`{"type":"welcome","id":0,"session":"s1"}`)) != nil {
-			return
-		}
 		<-quit // reads nothing more
 	}))
 	defer srv.Close()
@@ -123,24 +110,25 @@ func TestStuckWriteClosesTheConnection(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), Options{NoAutoPing: true, WriteTimeout: 300 * time.Millisecond})
+	c, err := Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), Options{NoAutoPing: true, WriteTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Drop()
 	stuck := make(chan error, 1)
 	go func() { stuck <- c.Send(ctx, make([]byte, 64<<20)) }() // far past the socket buffers
-	// A second frame waits for the first; its own context ends the wait.
+	// Once the big frame holds the turn to write, a second frame waits for
+	// it, and its own context ends the wait.
+	for len(c.writing) == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("the big frame never began")
+		}
+		time.Sleep(time.Millisecond) // polling against ctx's deadline
+	}
 	wctx, wcancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer wcancel()
-	for wctx.Err() == nil {
-		if err := c.Send(wctx, []byte(`{"type":"ping","id":1}`)); err != nil {
-			if !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("a frame behind the stuck one: %v, want its context's deadline", err)
-			}
-			break
-		}
-		// the big frame had not begun yet: this one went first
+	if err := c.Send(wctx, []byte(`{"type":"ping","id":1}`)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a frame behind the stuck one: %v, want its context's deadline", err)
 	}
 	select {
 	case err := <-stuck:
@@ -155,4 +143,22 @@ func TestStuckWriteClosesTheConnection(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the connection stayed open after its stuck write")
 	}
+}
+
+// acceptHello accepts a WebSocket, reads the client's hello and answers it
+// with a welcome; nil if any of that failed.
+func acceptHello(w http.ResponseWriter, r *http.Request) *websocket.Conn {
+	ws, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return nil
+	}
+	if _, _, err := ws.Read(r.Context()); err != nil {
+		ws.CloseNow()
+		return nil
+	}
+	if ws.Write(r.Context(), websocket.MessageText, []byte(`{"type":"welcome","id":0,"session":"s1"}`)) != nil {
+		ws.CloseNow()
+		return nil
+	}
+	return ws
 }
